@@ -1,0 +1,111 @@
+"""One checkpoint file per model: architecture, weights and the facts a user needs to trust it.
+
+A checkpoint is a plain dict saved with ``torch.save`` and read back with ``torch.load(weights_only=True)``,
+so loading never runs arbitrary pickled code:
+
+    {"format": "ir2vis-stream/generator", "version": 1,
+     "generator": {"name": "msp", "config": {...}},        # build_generator(name, **config)
+     "state_dict": {...},                                   # tensors; fp16 is fine, loading casts to fp32
+     "meta": {...}}                                         # see CheckpointMeta's keys below
+
+``meta`` answers the questions torchvision's weight metadata answers: the input normalisation, the size
+the model was trained at (and so the default inference size), the training data, the losses, epochs,
+precision, and the held-out metrics.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .model import build_generator, count_parameters, generator_spec
+
+FORMAT = "ir2vis-stream/generator"
+VERSION = 1
+
+# The one input/output normalisation of every model in this package: 8-bit [0, 255] <-> [-1, 1].
+NORMALISATION = {"input": "ir / 127.5 - 1 (one channel, 8-bit grey)", "output": "(rgb + 1) * 127.5 (8-bit RGB)"}
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message is one sentence for the user."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the generator (fp32, eval mode) and its metadata."""
+
+    model: nn.Module
+    meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def train_size(self) -> dict:
+        """How the model was trained: ``{"short_side": S}`` (aspect kept) or ``{"size": [W, H]}``."""
+        return self.meta.get("train_size") or {"short_side": 256}
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: dict | None = None, *, half: bool = False) -> Path:
+    """Write ``model`` and ``meta`` to ``path`` atomically (temporary name, then rename)."""
+    path = Path(path)
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in _unwrap(model).state_dict().items()}
+    meta = dict(meta or {})
+    meta.setdefault("normalisation", NORMALISATION)
+    meta["num_params"] = count_parameters(_unwrap(model))
+    payload = {"format": FORMAT, "version": VERSION, "generator": generator_spec(_unwrap(model)),
+               "state_dict": state, "meta": meta}
+    atomic_torch_save(payload, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Load a checkpoint written by ``save_checkpoint``; raise CheckpointError with one clear sentence."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # damaged zip, truncated file, foreign pickle: all unusable alike
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: not an ir2vis-stream checkpoint or damaged ({reason[:160]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an ir2vis-stream generator checkpoint")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {payload.get('version')}; this ir2vis-stream reads version {VERSION}")
+    try:
+        spec = payload["generator"]
+        model = build_generator(spec["name"], **spec["config"])
+        state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+        model.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path} does not match its architecture: {reason[:200]}") from None
+    model.eval()
+    return Checkpoint(model=model, meta=payload.get("meta") or {}, path=path)
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    """torch.save to a temporary name in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside DDP / torch.compile wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def default_checkpoint_path() -> Path:
+    """The model bundled with the package (trained by ``ir2vis-stream train``; see README)."""
+    return Path(__file__).parent / "weights" / "default.pt"

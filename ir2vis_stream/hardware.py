@@ -1,0 +1,74 @@
+"""What this machine can run fast: the device to use and whether bf16 is native on its CPU.
+
+bf16 matmuls/convolutions are fast only where the CPU has AMX or AVX512-BF16 instructions; elsewhere
+PyTorch emulates them and bf16 is slower than fp32, so every "auto" precision decision comes through here.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+
+class DeviceError(Exception):
+    """A device that was asked for but is not there; the message is one sentence for the user."""
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU executes bf16 natively (AMX-BF16 or AVX512-BF16) and PyTorch's oneDNN uses it."""
+    if not ({"amx_bf16", "avx512_bf16"} & cpu_flags()):
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto`` -> first CUDA GPU if any, else CPU; ``cuda[:N]`` fails clearly when there is no such GPU."""
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {spec!r}; use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {spec!r} requested but CUDA is not available on this machine; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {spec!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise DeviceError(f"unsupported device {spec!r}; use auto, cpu or cuda[:N]")
+    return device
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The dtype to autocast to (None = plain fp32) for ``precision`` in auto|fp32|bf16|fp16 on ``device``."""
+    precision = precision.lower()
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise DeviceError("fp16 is a CUDA precision; on the CPU use bf16 (fast with AMX/AVX512-BF16) or fp32")
+        return torch.float16
+    if precision != "auto":
+        raise DeviceError(f"unknown precision {precision!r}; use auto, fp32, bf16 or fp16")
+    if device.type == "cuda":
+        return torch.float16
+    return torch.bfloat16 if cpu_has_fast_bf16() else None

@@ -1,0 +1,306 @@
+"""The generator of "multi-scale structure-preserving heterologous image transformation" (IR -> visible).
+
+The paper trains on KAIST-MPD and describes the generator as a coarse-to-fine pyramid: the IR image is
+downsampled three times (1/2, 1/4, 1/8); from the smallest scale up, each level encodes its own input
+together with the 2x transposed-conv upsampled features of the level below, emits an image at its scale,
+and that image, nearest-upsampled, is added to the next level's image. Modules are 64 channels wide,
+normalised with instance norm and activated by a learnable sine ``sin(w*x + t)`` (per-channel w, t).
+
+This file is the model only: tensors in, tensors out, no video, no files.
+
+Shapes: input ``(N, C_in, H, W)`` with C_in = 1 (IR) or 3 (grey replicated in RGB, averaged to one
+channel), values in [-1, 1]; output ``(N, 3, H, W)`` in [-1, 1]. Any H, W is accepted: the input is padded
+(replicate) to a multiple of 2**(levels-1) and the output cropped back.
+
+Default configuration (``GeneratorConfig()``), 4 levels, width 64, residual blocks (fine -> coarse)
+(2, 4, 12, 122): 10.82 M parameters, against 10.81 M in the paper and 11.38 M for pix2pix's ResNet-9.
+Depth sits at 1/8 scale, where a 3x3 conv costs 1/64 of the full-resolution one, so the model is deep
+(and sees the whole frame) but cheap.
+
+Layer table of the default configuration (FLOPs = 2 x multiply-adds, at a 256x256 input):
+
+=========  ========  ===============================================  ========  =========
+level      size      modules                                          params    GFLOP
+=========  ========  ===============================================  ========  =========
+1/8        32x32     stem 1->64 3x3; 122 x ResBlock(64); head 64->3   9.06 M    18.4
+1/4        64x64     stem; up 64->64 (4x4 T-conv); fuse 128->64 3x3;  1.03 M    8.0
+                     12 x ResBlock(64); head
+1/2        128x128   stem; up; fuse; 4 x ResBlock(64); head           0.44 M    12.7
+1/1        256x256   stem; up; fuse; 2 x ResBlock(64); head           0.29 M    31.4
+total                                                                 10.82 M   70.6
+=========  ========  ===============================================  ========  =========
+
+For comparison, pix2pix's ResNet-9 (``ResnetGenerator`` below) costs 98.3 GFLOP at 256x256.
+
+A ResBlock is conv3x3 -> InstanceNorm -> sine -> conv3x3 -> InstanceNorm, plus the identity. Every stem,
+fuse and up layer is followed by InstanceNorm and sine; heads are a plain 3x3 conv to 3 channels. The
+final image is ``tanh`` of the sum of all levels' images (each nearest-upsampled to full size), so the
+output range matches the [-1, 1] targets. ``count_flops`` reproduces the table for any config and size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "GeneratorConfig",
+    "MultiScaleGenerator",
+    "ResnetGenerator",
+    "Sine",
+    "build_generator",
+    "count_flops",
+    "count_parameters",
+    "GENERATORS",
+    "generator_spec",
+]
+
+
+class Sine(nn.Module):
+    """Learnable per-channel sine activation ``y = sin(w * x + t)``, initialised to ``sin(x)``.
+
+    With instance-normalised inputs (about N(0, 1)) ``sin(x)`` starts close to the identity near zero,
+    so deep stacks train from the start; the network learns its own frequencies and phases.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.omega = nn.Parameter(torch.ones(1, channels, 1, 1))
+        self.theta = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(x * self.omega + self.theta)
+
+
+def conv_norm_sine(cin: int, cout: int, kernel: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, padding=kernel // 2, padding_mode="replicate"),
+        nn.InstanceNorm2d(cout, affine=True),
+        Sine(cout),
+    )
+
+
+class ResBlock(nn.Module):
+    """conv3x3 -> IN -> sine -> conv3x3 -> IN, plus identity; (N, C, H, W) -> (N, C, H, W)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv_norm_sine(width, width),
+            nn.Conv2d(width, width, 3, padding=1, padding_mode="replicate"),
+            nn.InstanceNorm2d(width, affine=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Level(nn.Module):
+    """One scale of the pyramid: encodes its own input (plus the coarser level's features) into an image.
+
+    ``forward(x, below)`` takes the IR image at this scale (N, C_in, h, w) and the features of the level
+    below (N, width, h/2, w/2) or None at the coarsest level; returns (features, residual image).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, width: int, blocks: int, coarsest: bool):
+        super().__init__()
+        self.stem = conv_norm_sine(in_channels, width)
+        if coarsest:
+            self.up = None
+            self.fuse = None
+        else:
+            self.up = nn.Sequential(
+                nn.ConvTranspose2d(width, width, 4, stride=2, padding=1),
+                nn.InstanceNorm2d(width, affine=True),
+                Sine(width),
+            )
+            self.fuse = conv_norm_sine(2 * width, width)
+        self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
+        self.head = nn.Conv2d(width, out_channels, 3, padding=1, padding_mode="replicate")
+
+    def forward(self, x: torch.Tensor, below: torch.Tensor | None):
+        h = self.stem(x)
+        if self.fuse is not None:
+            h = self.fuse(torch.cat([h, self.up(below)], dim=1))
+        h = self.body(h)
+        return h, self.head(h)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Architecture hyper-parameters; the defaults are the shipped model (10.82 M parameters).
+
+    ``blocks`` lists residual blocks per level from the finest (full resolution) to the coarsest; its
+    length is the number of levels, so ``levels - 1`` downsamplings (the paper: 3).
+    """
+
+    in_channels: int = 1
+    out_channels: int = 3
+    width: int = 64
+    blocks: tuple[int, ...] = field(default=(2, 4, 12, 122))
+
+    def __post_init__(self):
+        object.__setattr__(self, "blocks", tuple(int(b) for b in self.blocks))
+        if self.in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels}")
+        if not self.blocks or any(b < 0 for b in self.blocks):
+            raise ValueError(f"blocks must be a non-empty list of counts >= 0, got {self.blocks}")
+        if self.width < 1:
+            raise ValueError(f"width must be positive, got {self.width}")
+
+    @property
+    def levels(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def size_multiple(self) -> int:
+        """Inputs whose sides are multiples of this need no padding."""
+        return 2 ** (self.levels - 1)
+
+
+class MultiScaleGenerator(nn.Module):
+    """The paper's coarse-to-fine generator; see the module docstring for the layer table."""
+
+    def __init__(self, config: GeneratorConfig | None = None):
+        super().__init__()
+        self.config = config or GeneratorConfig()
+        c = self.config
+        # levels[0] is full resolution, levels[-1] the coarsest.
+        self.levels = nn.ModuleList(
+            Level(c.in_channels, c.out_channels, c.width, b, coarsest=(i == c.levels - 1))
+            for i, b in enumerate(c.blocks)
+        )
+        self.in_channels = c.in_channels
+        self.size_multiple = c.size_multiple
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, (h, w) = _prepare_input(x, self.in_channels, self.size_multiple)
+        pyramid = [x]
+        for _ in range(self.config.levels - 1):
+            pyramid.append(F.avg_pool2d(pyramid[-1], 2))
+        feats, image = None, None
+        for level, inp in zip(reversed(self.levels), reversed(pyramid)):
+            feats, residual = level(inp, feats)
+            image = residual if image is None else residual + F.interpolate(image, scale_factor=2.0, mode="nearest")
+        return torch.tanh(image)[:, :, :h, :w]
+
+
+class ResnetGenerator(nn.Module):
+    """pix2pix's ``resnet_9blocks`` generator (Isola et al. 2017; Johnson et al. 2016), for the ablation.
+
+    c7s1-64, d128, d256, 9 x R256, u128, u64, c7s1-3, tanh; instance norm without affine, ReLU.
+    11.37 M parameters with a 1-channel input (11.38 M with 3). Shapes as MultiScaleGenerator.
+    """
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 3, width: int = 64, n_blocks: int = 9):
+        super().__init__()
+        self.in_channels, self.out_channels, self.width = in_channels, out_channels, width
+        self.size_multiple = 4  # two stride-2 convolutions
+
+        def norm(ch):
+            return nn.InstanceNorm2d(ch, affine=False)
+
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, width, 7), norm(width), nn.ReLU(True)]
+        ch = width
+        for _ in range(2):
+            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1), norm(ch * 2), nn.ReLU(True)]
+            ch *= 2
+        layers += [_ResnetBlock(ch, norm) for _ in range(n_blocks)]
+        for _ in range(2):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1),
+                       norm(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_channels, 7), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, (h, w) = _prepare_input(x, self.in_channels, self.size_multiple)
+        return self.net(x)[:, :, :h, :w]
+
+
+class _ResnetBlock(nn.Module):
+    def __init__(self, ch: int, norm):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), norm(ch), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), norm(ch),
+        )
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def _prepare_input(x: torch.Tensor, in_channels: int, multiple: int):
+    """Average 3-channel grey to 1 channel when the model takes IR, and pad H, W up to ``multiple``."""
+    if x.dim() != 4:
+        raise ValueError(f"expected an (N, C, H, W) tensor, got shape {tuple(x.shape)}")
+    if x.shape[1] != in_channels:
+        if in_channels == 1 and x.shape[1] == 3:
+            x = x.mean(dim=1, keepdim=True)
+        else:
+            raise ValueError(f"expected {in_channels} input channel(s), got {x.shape[1]}")
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return x, (h, w)
+
+
+GENERATORS = {
+    "msp": lambda **kw: MultiScaleGenerator(GeneratorConfig(**kw)),
+    "resnet9": lambda **kw: ResnetGenerator(**{k: v for k, v in kw.items() if k in ("in_channels", "out_channels", "width")}),
+}
+
+
+def build_generator(name: str = "msp", **config) -> nn.Module:
+    """Build a generator by name: ``"msp"`` (the paper's, default) or ``"resnet9"`` (pix2pix's ablation)."""
+    try:
+        factory = GENERATORS[name]
+    except KeyError:
+        raise ValueError(f"unknown generator {name!r}; choose one of {', '.join(GENERATORS)}") from None
+    return factory(**config)
+
+
+def generator_spec(model: nn.Module) -> dict:
+    """The (name, config) pair that ``build_generator`` needs to rebuild ``model``; stored in checkpoints."""
+    if isinstance(model, ResnetGenerator):
+        return {"name": "resnet9", "config": {"in_channels": model.in_channels,
+                                              "out_channels": model.out_channels, "width": model.width}}
+    if isinstance(model, MultiScaleGenerator):
+        cfg = asdict(model.config)
+        cfg["blocks"] = list(cfg["blocks"])
+        return {"name": "msp", "config": cfg}
+    raise TypeError(f"not a generator of this package: {type(model).__name__}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: nn.Module, height: int = 256, width: int = 256) -> int:
+    """FLOPs (2 x multiply-adds) of convolutions and transposed convolutions for one (1, C, H, W) input.
+
+    Element-wise work (norms, sines, adds) is left out: it is memory-bound, not compute-bound.
+    """
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        if isinstance(mod, nn.ConvTranspose2d):
+            n_in = inp[0].shape[-2] * inp[0].shape[-1]
+            total += 2 * n_in * mod.in_channels * mod.out_channels * mod.kernel_size[0] * mod.kernel_size[1]
+        else:
+            n_out = out.shape[-2] * out.shape[-1]
+            total += 2 * n_out * mod.in_channels * mod.out_channels * mod.kernel_size[0] * mod.kernel_size[1] // mod.groups
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, model.in_channels, height, width, device=next(model.parameters()).device))
+    finally:
+        for h in handles:
+            h.remove()
+    return total

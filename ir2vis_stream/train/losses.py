@@ -1,0 +1,94 @@
+"""The paper's training objective, one function per term, each with its formula.
+
+Generator: ``L_G = 100 (L1 + COS + TVD) + 1 (GAN + CGAN) + 10 (FM + PL)``
+Discriminators: ``L_D = GAN_D + CGAN_D``
+
+Images here are generator-range tensors in [-1, 1], shape (N, C, H, W). Discriminator outputs are the
+lists ``[[feat_1, ..., feat_L, pred], ...]`` (one inner list per scale) returned by
+``MultiScaleDiscriminator``, so the GAN and feature-matching terms read one forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+# The paper's weights: lambda_1, lambda_2, lambda_3.
+LAMBDA_PIXEL = 100.0  # L1 + COS + TVD
+LAMBDA_ADV = 1.0  # GAN + CGAN
+LAMBDA_FEAT = 10.0  # FM + PL
+
+# pix2pixHD's VGG perceptual weights for relu1_1, relu2_1, relu3_1, relu4_1, relu5_1.
+VGG_LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+
+
+def l1_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """L1 = mean |G(x) - y|."""
+    return (fake - real).abs().mean()
+
+
+def cosine_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """COS = mean over images of 1 - <G(x), y> / (||G(x)|| ||y||), each image one vector of [0, 1] intensities.
+
+    Written as ``1 - cos`` so that its minimum is 0. The paper's denominator ``||I_inf||`` is a typo for
+    ``||G(I_inf)||``: the cosine compares the generated and the real visible image, which have the same
+    number of channels, while the IR image has one.
+    """
+    a = ((fake + 1) / 2).flatten(1)
+    b = ((real + 1) / 2).flatten(1)
+    return (1 - F.cosine_similarity(a, b, dim=1, eps=1e-8)).mean()
+
+
+def tvd_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """TVD = mean(d_x(G(x) - y)^2) + mean(d_y(G(x) - y)^2), d_x, d_y forward differences.
+
+    Penalises gradients of the error image, so edges of the output must line up with the target's.
+    """
+    d = fake - real
+    dx = d[..., :, 1:] - d[..., :, :-1]
+    dy = d[..., 1:, :] - d[..., :-1, :]
+    return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+def lsgan_loss(outputs: list[list[torch.Tensor]], target_is_real: bool) -> torch.Tensor:
+    """Least-squares GAN (Mao et al. 2017) as pix2pixHD: sum over scales of mean((pred - t)^2), t = 1 or 0."""
+    target = 1.0 if target_is_real else 0.0
+    return sum((scale[-1].float() - target).pow(2).mean() for scale in outputs)
+
+
+def feature_matching_loss(fake_outputs: list[list[torch.Tensor]], real_outputs: list[list[torch.Tensor]]) -> torch.Tensor:
+    """FM = sum over scales i and layers j of (1/num_D) (4/(n_layers+1)) mean|D_ij(fake) - D_ij(real)|.
+
+    pix2pixHD's weighting (its n_layers counts the strided layers, so n_layers + 1 = the intermediate
+    feature maps used here); real features are constants.
+    """
+    num_d = len(fake_outputs)
+    total = fake_outputs[0][0].new_zeros((), dtype=torch.float32)
+    for fake_scale, real_scale in zip(fake_outputs, real_outputs):
+        feats = len(fake_scale) - 1
+        w = (1.0 / num_d) * (4.0 / feats)
+        for f, r in zip(fake_scale[:-1], real_scale[:-1]):
+            total = total + w * (f.float() - r.detach().float()).abs().mean()
+    return total
+
+
+def perceptual_loss(fake_feats: list[torch.Tensor], real_feats: list[torch.Tensor],
+                    weights: tuple[float, ...] = VGG_LAYER_WEIGHTS) -> torch.Tensor:
+    """PL = sum_k w_k mean|phi_k(G(x)) - phi_k(y)|, phi_k = VGG19 relu{k}_1, w = 1/32, 1/16, 1/8, 1/4, 1."""
+    return sum(w * (f.float() - r.detach().float()).abs().mean() for w, f, r in zip(weights, fake_feats, real_feats))
+
+
+@dataclass(frozen=True)
+class LossSwitches:
+    """Which optional terms are on (the paper's Table 3 ablations and the no-VGG case)."""
+
+    cos: bool = True
+    tvd: bool = True
+    perceptual: bool = True
+
+    def names(self) -> list[str]:
+        terms = ["l1"] + (["cos"] if self.cos else []) + (["tvd"] if self.tvd else [])
+        terms += ["gan", "cgan", "fm"] + (["perceptual"] if self.perceptual else [])
+        return terms

@@ -1,0 +1,492 @@
+"""The training loop of the paper: a G step, then a D and C step, per batch.
+
+``Trainer(config).fit()`` does the whole run: data, models, Adam(2e-4, 0.5, 0.999), the pix2pix learning-
+rate rule (constant for the first half of the epochs, then linear decay to 1/101), mixed precision,
+optional ``torch.compile``, DDP under ``torchrun``, held-out metrics each epoch, a sample grid, a JSONL log,
+periodic checkpoints (every N epochs and every few minutes) and exact resume.
+
+Files written under ``config.out``:
+    state.pt              full training state for --resume (models, optimisers, schedule, position)
+    best.pt               generator checkpoint with the best held-out PSNR (the release format)
+    epoch_XXXX.pt         generator checkpoints every ``checkpoint_every`` epochs
+    log.jsonl             one JSON object per logged step and per epoch
+    samples/epoch_XXXX.png  IR | output | target for a few held-out images
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .. import metrics
+from ..checkpoint import atomic_torch_save, save_checkpoint
+from ..frames import model_to_rgb8
+from ..hardware import autocast_dtype, resolve_device
+from ..model import build_generator, count_parameters
+from . import losses as L
+from .data import AspectCrop, FixedResize, PairedImages, epoch_indices, find_pairs
+from .discriminator import MultiScaleDiscriminator
+from .vgg import VGG19Features
+
+STATE_FORMAT = "ir2vis-stream/train-state"
+
+
+@dataclass
+class TrainConfig:
+    data: list[str]
+    out: str = "runs/train"
+    generator: str = "msp"
+    generator_config: dict = field(default_factory=dict)  # e.g. {"width": 8, "blocks": [1, 1]} for tests
+    epochs: int = 200  # first half constant lr, second half linear decay
+    batch_size: int = 4
+    crop: int = 256
+    resize: tuple[int, int] | None = None  # (W, H): the paper's fixed resize instead of AspectCrop
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    cos: bool = True
+    tvd: bool = True
+    perceptual: bool = True
+    vgg_weights: str | None = None
+    vgg_random_init: bool = False  # tests only: a randomly initialised VGG19, never for real training
+    num_d: int = 2
+    d_layers: int = 3
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    checkpoint_every: int = 10  # epochs
+    checkpoint_minutes: float = 5.0
+    log_every: int = 10  # steps
+    samples: int = 4
+    seed: int = 0
+    workers: int = 2
+    max_epochs_this_run: int | None = None  # stop (resumably) after this many epochs in this process
+    max_steps_this_run: int | None = None  # likewise, in steps (tests)
+    quiet: bool = False
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError("epochs must be at least 1")
+        if self.batch_size < 1:
+            raise ValueError("batch size must be at least 1")
+        if self.resize is not None:
+            self.resize = tuple(int(v) for v in self.resize)
+
+    @property
+    def epochs_constant(self) -> int:
+        return (self.epochs + 1) // 2
+
+    @property
+    def epochs_decay(self) -> int:
+        return self.epochs - self.epochs_constant
+
+
+def lr_factor(epoch: int, epochs_constant: int, epochs_decay: int) -> float:
+    """pix2pix's rule for 0-based ``epoch``: 1 for the first ``epochs_constant`` epochs, then linear to 1/(decay+1)."""
+    return 1.0 - max(0, epoch + 1 - epochs_constant) / float(epochs_decay + 1)
+
+
+def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+class Trainer:
+    """Owns the models, optimisers and loop; ``fit()`` runs (or resumes) training to ``config.epochs``."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False):
+        self.cfg = cfg = config
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.distributed = self.world > 1
+        self.device = resolve_device(cfg.device)
+        if self.distributed:
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", local)
+                torch.cuda.set_device(self.device)
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.is_main = self.rank == 0
+        self.amp_dtype = autocast_dtype(self.device, cfg.precision)
+        self.out = Path(cfg.out)
+
+        # Data first: bad data should fail before anything slow happens.
+        self.train_pairs, self.val_pairs = find_pairs(cfg.data)
+        self.policy = FixedResize(*cfg.resize) if cfg.resize else AspectCrop(cfg.crop)
+        self.train_set = PairedImages(self.train_pairs, self.policy, train=True, seed=cfg.seed)
+        self.val_set = PairedImages(self.val_pairs, self.policy, train=False)
+        self.steps_per_epoch = (len(self.train_set) // self.world) // cfg.batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{len(self.train_set)} training pairs are fewer than one batch of {cfg.batch_size} per process")
+
+        torch.manual_seed(cfg.seed)
+        self.G = build_generator(cfg.generator, **cfg.generator_config).to(self.device)
+        out_ch = 3
+        self.D = MultiScaleDiscriminator(out_ch, cfg.num_d, n_layers=cfg.d_layers).to(self.device)
+        self.C = MultiScaleDiscriminator(self.G.in_channels + out_ch, cfg.num_d, n_layers=cfg.d_layers).to(self.device)
+        self.vgg = (VGG19Features(cfg.vgg_weights, random_init=cfg.vgg_random_init).to(self.device)
+                    if cfg.perceptual else None)
+        for m in (self.G, self.D, self.C):
+            m.to(memory_format=torch.channels_last)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        self.opt_d = torch.optim.Adam(list(self.D.parameters()) + list(self.C.parameters()), lr=cfg.lr,
+                                      betas=(cfg.beta1, cfg.beta2))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+        self.epoch = 0  # next epoch to run
+        self.step_in_epoch = 0  # next batch within it
+        self.global_step = 0
+        self.best_psnr = -math.inf
+        self.history: list[dict] = []  # per-epoch summaries, kept in the state for the checkpoint metadata
+        self.baseline: dict | None = None  # IR-as-grey metrics on the held-out set
+        if resume:
+            self.load_state(self.out / "state.pt")
+
+        # Wrappers: the G step calls D/C without DDP (their parameters are frozen there, no all-reduce).
+        g, d, c = self.G, self.D, self.C
+        if self.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            g = nn.parallel.DistributedDataParallel(g, device_ids=ids)
+            d_train = nn.parallel.DistributedDataParallel(d, device_ids=ids)
+            c_train = nn.parallel.DistributedDataParallel(c, device_ids=ids)
+        else:
+            d_train, c_train = d, c
+        if cfg.compile:
+            g, d, c, d_train, c_train = (torch.compile(m) for m in (g, d, c, d_train, c_train))
+            if not self.distributed:
+                d_train, c_train = d, c
+        self.g_run, self.d_run, self.c_run, self.d_train, self.c_train = g, d, c, d_train, c_train
+
+    # ---- one step ---------------------------------------------------------------------------------------
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
+
+    def train_step(self, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, float]:
+        cfg = self.cfg
+        # G step: L_G = 100 (L1 + COS + TVD) + 1 (GAN + CGAN) + 10 (FM + PL)
+        set_requires_grad(self.D, False)
+        set_requires_grad(self.C, False)
+        with self.autocast():
+            fake = self.g_run(ir)
+            fake_d, fake_c = self.d_run(fake), self.c_run(torch.cat([ir, fake], 1))
+            with torch.no_grad():
+                real_d, real_c = self.d_run(vis), self.c_run(torch.cat([ir, vis], 1))
+                real_vgg = self.vgg(vis) if self.vgg is not None else None
+            fake_vgg = self.vgg(fake) if self.vgg is not None else None
+        fake32 = fake.float()
+        terms = {"l1": L.l1_loss(fake32, vis)}
+        if cfg.cos:
+            terms["cos"] = L.cosine_loss(fake32, vis)
+        if cfg.tvd:
+            terms["tvd"] = L.tvd_loss(fake32, vis)
+        terms["gan"] = L.lsgan_loss(fake_d, True)
+        terms["cgan"] = L.lsgan_loss(fake_c, True)
+        terms["fm"] = L.feature_matching_loss(fake_d, real_d) + L.feature_matching_loss(fake_c, real_c)
+        if fake_vgg is not None:
+            terms["perceptual"] = L.perceptual_loss(fake_vgg, real_vgg)
+        pixel = sum(terms[k] for k in ("l1", "cos", "tvd") if k in terms)
+        feat = terms["fm"] + terms.get("perceptual", 0.0)
+        loss_g = L.LAMBDA_PIXEL * pixel + L.LAMBDA_ADV * (terms["gan"] + terms["cgan"]) + L.LAMBDA_FEAT * feat
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt_g)
+
+        # D and C step: L_D = GAN_D + CGAN_D, each 0.5 (real + fake) as pix2pixHD
+        set_requires_grad(self.D, True)
+        set_requires_grad(self.C, True)
+        fake = fake.detach()
+        with self.autocast():
+            d_real, d_fake = self.d_train(vis), self.d_train(fake)
+            c_real, c_fake = self.c_train(torch.cat([ir, vis], 1)), self.c_train(torch.cat([ir, fake], 1))
+        loss_d = 0.5 * (L.lsgan_loss(d_real, True) + L.lsgan_loss(d_fake, False))
+        loss_c = 0.5 * (L.lsgan_loss(c_real, True) + L.lsgan_loss(c_fake, False))
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_d + loss_c).backward()
+        self.scaler.step(self.opt_d)
+        self.scaler.update()
+
+        out = {k: v.item() for k, v in terms.items()}
+        out.update(loss_g=loss_g.item(), loss_d=loss_d.item(), loss_c=loss_c.item())
+        return out
+
+    # ---- validation ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Held-out RMSE/PSNR/SSIM (8-bit) per data root and overall; also the IR-as-grey baseline once."""
+        self.G.eval()
+        per_root: dict[str, dict[str, list[float]]] = {}
+        base_root: dict[str, dict[str, list[float]]] = {}
+        samples = []
+        for i in range(len(self.val_set)):
+            ir, vis = self.val_set[i]
+            ir, vis = ir[None].to(self.device), vis[None].to(self.device)
+            with self.autocast():
+                fake = self.G(ir.contiguous(memory_format=torch.channels_last))
+            out8 = model_to_rgb8(fake).permute(0, 3, 1, 2).float()
+            vis8 = model_to_rgb8(vis).permute(0, 3, 1, 2).float()
+            root = self.val_pairs[i].root
+            for k, v in metrics.image_metrics(out8, vis8).items():
+                per_root.setdefault(root, {}).setdefault(k, []).append(v.item())
+            if self.baseline is None:
+                grey8 = model_to_rgb8(ir.expand(-1, 3, -1, -1)).permute(0, 3, 1, 2).float()
+                for k, v in metrics.image_metrics(grey8, vis8).items():
+                    base_root.setdefault(root, {}).setdefault(k, []).append(v.item())
+            if len(samples) < self.cfg.samples:
+                samples.append((ir, fake, vis))
+        self.G.train()
+        result = _summarise(per_root)
+        if self.baseline is None:
+            self.baseline = _summarise(base_root)
+        if samples and self.is_main:
+            _write_grid(samples, self.out / "samples" / f"epoch_{self.epoch + 1:04d}.png")
+        return result
+
+    # ---- state ----------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "format": STATE_FORMAT,
+            "config": _config_dict(self.cfg),
+            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+            "best_psnr": self.best_psnr, "history": self.history, "baseline": self.baseline,
+            "G": self.G.state_dict(), "D": self.D.state_dict(), "C": self.C.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def save_state(self) -> None:
+        if self.is_main:
+            atomic_torch_save(self.state_dict(), self.out / "state.pt")
+
+    def load_state(self, path: Path) -> None:
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume: no training state at {path}")
+        s = torch.load(path, map_location=self.device, weights_only=True)
+        if not isinstance(s, dict) or s.get("format") != STATE_FORMAT:
+            raise ValueError(f"{path} is not an ir2vis-stream training state")
+        saved = s["config"]
+        for key in ("generator", "generator_config", "epochs", "batch_size", "crop", "resize", "seed"):
+            mine = _config_dict(self.cfg)[key]
+            if saved.get(key) != mine:
+                raise ValueError(f"--resume: {key} was {saved.get(key)!r} in the saved run, now {mine!r}; "
+                                 f"use the same settings or a new --out folder")
+        self.G.load_state_dict(s["G"])
+        self.D.load_state_dict(s["D"])
+        self.C.load_state_dict(s["C"])
+        self.opt_g.load_state_dict(s["opt_g"])
+        self.opt_d.load_state_dict(s["opt_d"])
+        self.scaler.load_state_dict(s["scaler"])
+        torch.set_rng_state(s["torch_rng"].cpu())
+        self.epoch, self.step_in_epoch, self.global_step = s["epoch"], s["step_in_epoch"], s["global_step"]
+        self.best_psnr, self.history, self.baseline = s["best_psnr"], s["history"], s["baseline"]
+
+    def release_meta(self, val: dict | None) -> dict:
+        """Metadata of a generator checkpoint: what a user needs to know about how it was made."""
+        cfg = self.cfg
+        return {
+            "train_size": self.policy.describe(),
+            "data": [{"path": r, "train_pairs": sum(p.root == r for p in self.train_pairs),
+                      "heldout_pairs": sum(p.root == r for p in self.val_pairs)} for r in cfg.data],
+            "holdout": "every 10th pair of each sequence (natural sort order)",
+            "losses": L.LossSwitches(cfg.cos, cfg.tvd, cfg.perceptual).names(),
+            "lambdas": {"pixel": L.LAMBDA_PIXEL, "adversarial": L.LAMBDA_ADV, "feature": L.LAMBDA_FEAT},
+            "vgg": ("random-init (test only)" if cfg.vgg_random_init else "imagenet") if cfg.perceptual else None,
+            "epochs_done": self.epoch, "epochs_planned": cfg.epochs, "global_step": self.global_step,
+            "batch_size": cfg.batch_size * self.world, "crop": cfg.crop, "resize": cfg.resize,
+            "precision": _dtype_name(self.amp_dtype), "compiled": cfg.compile,
+            "device": _device_name(self.device), "world_size": self.world,
+            "heldout": val, "heldout_ir_as_grey": self.baseline,
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    # ---- the loop -----------------------------------------------------------------------------------------
+    def fit(self) -> dict | None:
+        cfg = self.cfg
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        log = _JsonlLog(self.out / "log.jsonl") if self.is_main else None
+        last_save = time.monotonic()
+        epochs_run = steps_run = 0
+        val = self.history[-1]["val"] if self.history else None
+        progress = _Progress(enabled=self.is_main and not cfg.quiet)
+        if log and self.global_step == 0:
+            log.write({"event": "start", "config": _config_dict(cfg), "train_pairs": len(self.train_pairs),
+                       "heldout_pairs": len(self.val_pairs), "generator_params": count_parameters(self.G),
+                       "precision": _dtype_name(self.amp_dtype), "device": _device_name(self.device)})
+        try:
+            with progress:
+                while self.epoch < cfg.epochs:
+                    if cfg.max_epochs_this_run is not None and epochs_run >= cfg.max_epochs_this_run:
+                        break
+                    lr = cfg.lr * lr_factor(self.epoch, cfg.epochs_constant, cfg.epochs_decay)
+                    for opt in (self.opt_g, self.opt_d):
+                        for group in opt.param_groups:
+                            group["lr"] = lr
+                    self.train_set.set_epoch(self.epoch)
+                    order = epoch_indices(len(self.train_set), cfg.seed, self.epoch, self.rank, self.world)
+                    order = order[self.step_in_epoch * cfg.batch_size:self.steps_per_epoch * cfg.batch_size]
+                    loader = DataLoader(self.train_set, batch_size=cfg.batch_size, sampler=order, drop_last=True,
+                                        num_workers=cfg.workers, persistent_workers=False,
+                                        pin_memory=self.device.type == "cuda")
+                    progress.start_epoch(self.epoch, cfg.epochs, self.steps_per_epoch, self.step_in_epoch)
+                    t_epoch = time.monotonic()
+                    for ir, vis in loader:
+                        ir = ir.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                        vis = vis.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                        t0 = time.monotonic()
+                        terms = self.train_step(ir, vis)
+                        self.step_in_epoch += 1
+                        self.global_step += 1
+                        steps_run += 1
+                        progress.advance(terms["loss_g"])
+                        if log and self.global_step % cfg.log_every == 0:
+                            log.write({"event": "step", "epoch": self.epoch + 1, "step": self.global_step, "lr": lr,
+                                       "sec_per_step": round(time.monotonic() - t0, 4), **_round(terms)})
+                        if time.monotonic() - last_save > cfg.checkpoint_minutes * 60:
+                            self.save_state()
+                            last_save = time.monotonic()
+                        if cfg.max_steps_this_run is not None and steps_run >= cfg.max_steps_this_run:
+                            break
+                    if self.step_in_epoch < self.steps_per_epoch:  # stopped mid-epoch by max_steps
+                        self.save_state()
+                        return val
+                    # end of epoch
+                    self.epoch += 1
+                    self.step_in_epoch = 0
+                    epochs_run += 1
+                    if self.is_main:
+                        val = self.evaluate()
+                        summary = {"epoch": self.epoch, "lr": lr, "val": val,
+                                   "epoch_seconds": round(time.monotonic() - t_epoch, 1)}
+                        self.history.append(summary)
+                        log.write({"event": "epoch", **summary, "ir_as_grey": self.baseline})
+                        progress.epoch_done(self.epoch, val)
+                        if val["all"]["psnr"] > self.best_psnr:
+                            self.best_psnr = val["all"]["psnr"]
+                            save_checkpoint(self.out / "best.pt", self.G, self.release_meta(val))
+                        if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs:
+                            save_checkpoint(self.out / f"epoch_{self.epoch:04d}.pt", self.G, self.release_meta(val))
+                    self.save_state()
+                    last_save = time.monotonic()
+                    if self.distributed:
+                        dist.barrier()
+        except KeyboardInterrupt:
+            self.save_state()
+            raise
+        return val
+
+
+def _summarise(per_root: dict[str, dict[str, list[float]]]) -> dict:
+    out = {root: {k: float(np.mean(v)) for k, v in m.items()} for root, m in per_root.items()}
+    allv: dict[str, list[float]] = {}
+    for m in per_root.values():
+        for k, v in m.items():
+            allv.setdefault(k, []).extend(v)
+    out["all"] = {k: float(np.mean(v)) for k, v in allv.items()} if allv else {"psnr": math.nan}
+    return out
+
+
+def _write_grid(samples, path: Path) -> None:
+    import cv2
+
+    rows = []
+    height = 160
+    for ir, fake, vis in samples:
+        tiles = [model_to_rgb8(t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t)[0].cpu().numpy() for t in (ir, fake, vis)]
+        h, w = tiles[0].shape[:2]
+        tw = max(1, round(w * height / h))
+        rows.append(np.concatenate([cv2.resize(t, (tw, height), interpolation=cv2.INTER_AREA) for t in tiles], 1))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    cv2.imwrite(str(tmp), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+    os.replace(tmp, path)
+
+
+class _JsonlLog:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def write(self, record: dict) -> None:
+        record = {"time": round(time.time(), 3), **record}
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+class _Progress:
+    """A rich progress bar per epoch on a terminal; one plain line per epoch otherwise."""
+
+    def __init__(self, enabled: bool):
+        import sys
+
+        self.enabled = enabled
+        self.live = enabled and sys.stderr.isatty()
+        self.bar = None
+        self.task = None
+
+    def __enter__(self):
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def start_epoch(self, epoch, epochs, steps, done):
+        if self.bar is not None:
+            if self.task is not None:
+                self.bar.remove_task(self.task)
+            self.task = self.bar.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, completed=done, info="")
+
+    def advance(self, loss_g):
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, info=f"L_G {loss_g:.2f}")
+
+    def epoch_done(self, epoch, val):
+        if not self.enabled:
+            return
+        a = val["all"]
+        line = f"epoch {epoch}: held-out PSNR {a['psnr']:.2f} dB, SSIM {a.get('ssim', math.nan):.4f}, RMSE {a.get('rmse', math.nan):.2f}"
+        if self.bar is not None:
+            self.bar.console.print(line)
+        else:
+            print(line, flush=True)
+
+
+def _round(d: dict) -> dict:
+    return {k: round(v, 5) for k, v in d.items()}
+
+
+def _config_dict(cfg: TrainConfig) -> dict:
+    d = asdict(cfg)
+    d["resize"] = list(cfg.resize) if cfg.resize else None
+    d["data"] = [str(p) for p in cfg.data]
+    return d
+
+
+def _dtype_name(dtype) -> str:
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
