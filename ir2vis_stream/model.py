@@ -10,7 +10,7 @@ This file is the model only: tensors in, tensors out, no video, no files.
 
 Shapes: input ``(N, C_in, H, W)`` with C_in = 1 (IR) or 3 (grey replicated in RGB, averaged to one
 channel), values in [-1, 1]; output ``(N, 3, H, W)`` in [-1, 1]. Any H, W is accepted: the input is padded
-(replicate) to a multiple of 2**(levels-1) and the output cropped back.
+(replicate) to a multiple of 2**(levels-1) (and to at least twice that) and the output cropped back.
 
 Default configuration (``GeneratorConfig()``), 4 levels, width 64, residual blocks (fine -> coarse)
 (2, 4, 12, 122): 10.82 M parameters, against 10.81 M in the paper and 11.38 M for pix2pix's ResNet-9.
@@ -77,7 +77,7 @@ class Sine(nn.Module):
 
 def conv_norm_sine(cin: int, cout: int, kernel: int = 3) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, padding=kernel // 2, padding_mode="replicate"),
+        nn.Conv2d(cin, cout, kernel, padding=kernel // 2),
         nn.InstanceNorm2d(cout, affine=True),
         Sine(cout),
     )
@@ -90,7 +90,7 @@ class ResBlock(nn.Module):
         super().__init__()
         self.body = nn.Sequential(
             conv_norm_sine(width, width),
-            nn.Conv2d(width, width, 3, padding=1, padding_mode="replicate"),
+            nn.Conv2d(width, width, 3, padding=1),
             nn.InstanceNorm2d(width, affine=True),
         )
 
@@ -119,7 +119,7 @@ class Level(nn.Module):
             )
             self.fuse = conv_norm_sine(2 * width, width)
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
-        self.head = nn.Conv2d(width, out_channels, 3, padding=1, padding_mode="replicate")
+        self.head = nn.Conv2d(width, out_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, below: torch.Tensor | None):
         h = self.stem(x)
@@ -243,7 +243,8 @@ def _prepare_input(x: torch.Tensor, in_channels: int, multiple: int):
         else:
             raise ValueError(f"expected {in_channels} input channel(s), got {x.shape[1]}")
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    # Sides become multiples of `multiple`, and at least two of them: instance norm needs > 1 pixel.
+    ph, pw = max((-h) % multiple, 2 * multiple - h), max((-w) % multiple, 2 * multiple - w)
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")
     return x, (h, w)

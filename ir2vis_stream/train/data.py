@@ -7,13 +7,14 @@ recursively for sequences. Within each sequence, pairs are natural-sorted and ev
 
 Augmentation policies (the same geometry is applied to both images of a pair):
 
-- ``AspectCrop(crop)`` (default): scale so the short side is ``crop x U(1, 1.25)``, keeping the aspect
-  ratio, take a random ``crop x crop`` window, flip left-right with p = 0.5. Objects are seen at the scale
-  they have when a whole frame is resized to short side ``crop``, which is how ``run`` feeds video to the
-  model, whatever the video's aspect.
+- ``AspectCrop(scale, crop)`` (default 256, 256): scale so the short side is ``scale x U(1, 1.25)``, keeping
+  the aspect ratio, take a random ``crop x crop`` window, flip left-right with p = 0.5. Objects are seen at
+  the scale they have when a whole frame is resized to short side ``scale``, which is how ``run`` feeds
+  video to the model, whatever the video's aspect. A crop smaller than the scale trains faster
+  (cost ~ crop^2) without changing that object scale.
 - ``FixedResize(w, h)`` (``--resize WxH``, the paper's 256x256): resize to exactly w x h, flip.
 
-Held-out images are resized to short side ``crop`` (aspect kept, sides multiples of 8), or to w x h.
+Held-out images are resized to short side ``scale`` (aspect kept, sides multiples of 8), or to w x h.
 """
 
 from __future__ import annotations
@@ -109,22 +110,27 @@ def find_pairs(roots: list[str | Path], check_sizes: bool = True) -> tuple[list[
 
 @dataclass(frozen=True)
 class AspectCrop:
+    scale: int = 256
     crop: int = 256
     max_zoom: float = 1.25
 
+    def __post_init__(self):
+        if self.crop > self.scale:
+            raise ValueError(f"crop {self.crop} is larger than the scale {self.scale} (short side)")
+
     def train(self, ir: np.ndarray, vis: np.ndarray, rng: np.random.Generator):
         h, w = ir.shape[:2]
-        s = self.crop / min(h, w) * rng.uniform(1.0, self.max_zoom)
+        s = self.scale / min(h, w) * rng.uniform(1.0, self.max_zoom)
         nw, nh = max(self.crop, round(w * s)), max(self.crop, round(h * s))
         ir, vis = resize(ir, nw, nh), resize(vis, nw, nh)
         y, x = rng.integers(0, nh - self.crop + 1), rng.integers(0, nw - self.crop + 1)
         return ir[y:y + self.crop, x:x + self.crop], vis[y:y + self.crop, x:x + self.crop]
 
     def eval_size(self, width: int, height: int) -> tuple[int, int]:
-        return short_side_size(width, height, self.crop)
+        return short_side_size(width, height, self.scale)
 
     def describe(self) -> dict:
-        return {"short_side": self.crop}
+        return {"short_side": self.scale}
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,8 @@ class TrainConfig:
     generator_config: dict = field(default_factory=dict)  # e.g. {"width": 8, "blocks": [1, 1]} for tests
     epochs: int = 200  # first half constant lr, second half linear decay
     batch_size: int = 4
-    crop: int = 256
+    scale: int = 256  # short side the images are scaled to (and the default inference size)
+    crop: int = 256  # square training crop, <= scale
     resize: tuple[int, int] | None = None  # (W, H): the paper's fixed resize instead of AspectCrop
     lr: float = 2e-4
     beta1: float = 0.5
@@ -125,7 +126,7 @@ class Trainer:
 
         # Data first: bad data should fail before anything slow happens.
         self.train_pairs, self.val_pairs = find_pairs(cfg.data)
-        self.policy = FixedResize(*cfg.resize) if cfg.resize else AspectCrop(cfg.crop)
+        self.policy = FixedResize(*cfg.resize) if cfg.resize else AspectCrop(cfg.scale, cfg.crop)
         self.train_set = PairedImages(self.train_pairs, self.policy, train=True, seed=cfg.seed)
         self.val_set = PairedImages(self.val_pairs, self.policy, train=False)
         self.steps_per_epoch = (len(self.train_set) // self.world) // cfg.batch_size
@@ -277,7 +278,7 @@ class Trainer:
         if not isinstance(s, dict) or s.get("format") != STATE_FORMAT:
             raise ValueError(f"{path} is not an ir2vis-stream training state")
         saved = s["config"]
-        for key in ("generator", "generator_config", "epochs", "batch_size", "crop", "resize", "seed"):
+        for key in ("generator", "generator_config", "epochs", "batch_size", "scale", "crop", "resize", "seed"):
             mine = _config_dict(self.cfg)[key]
             if saved.get(key) != mine:
                 raise ValueError(f"--resume: {key} was {saved.get(key)!r} in the saved run, now {mine!r}; "
@@ -304,7 +305,7 @@ class Trainer:
             "lambdas": {"pixel": L.LAMBDA_PIXEL, "adversarial": L.LAMBDA_ADV, "feature": L.LAMBDA_FEAT},
             "vgg": ("random-init (test only)" if cfg.vgg_random_init else "imagenet") if cfg.perceptual else None,
             "epochs_done": self.epoch, "epochs_planned": cfg.epochs, "global_step": self.global_step,
-            "batch_size": cfg.batch_size * self.world, "crop": cfg.crop, "resize": cfg.resize,
+            "batch_size": cfg.batch_size * self.world, "scale": cfg.scale, "crop": cfg.crop, "resize": cfg.resize,
             "precision": _dtype_name(self.amp_dtype), "compiled": cfg.compile,
             "device": _device_name(self.device), "world_size": self.world,
             "heldout": val, "heldout_ir_as_grey": self.baseline,

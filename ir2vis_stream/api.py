@@ -1,0 +1,81 @@
+"""``run()``: the product's main job as one library call (the CLI's ``run`` command and the tests use it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .checkpoint import CheckpointError, default_checkpoint_path, load_checkpoint
+from .engines import create_engine
+from .hardware import resolve_device
+from .media import FolderSink, MediaError, VideoSink, check_output, open_source
+from .pipeline import Pipeline, RunResult
+
+
+def load_default_model(checkpoint: str | os.PathLike | None):
+    """(model, train_size) from ``checkpoint`` or the bundled model; CheckpointError if there is none."""
+    path = Path(checkpoint) if checkpoint else default_checkpoint_path()
+    if checkpoint is None and not path.is_file():
+        raise CheckpointError(f"no bundled model at {path}; pass --checkpoint PATH (see README: training)")
+    ckpt = load_checkpoint(path)
+    return ckpt.model, ckpt.train_size
+
+
+def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
+        model: nn.Module | None = None, engine: str = "auto", device: str = "auto", precision: str = "auto",
+        batch_size: int = 4, infer_size=None, fps: float | None = None, crf: int = 18, preset: str = "veryfast",
+        side_by_side: bool = False, overwrite: bool = False,
+        on_start: Callable[[object], None] | None = None, on_tick: Callable[[int], None] | None = None,
+        pipeline_hook: Callable[[Pipeline], None] | None = None) -> RunResult:
+    """Colourise ``input`` (video file or frame folder) into ``output`` (.mp4/.mkv/.mov or a PNG folder).
+
+    ``model`` (an nn.Module mapping (N,1,H,W) -> (N,3,H,W) in [-1, 1]) overrides ``checkpoint``;
+    ``infer_size``: None (the checkpoint's training size), ``"native"``, or ``(W, H)``. Raises MediaError,
+    CheckpointError or DeviceError with a one-line message; never leaves a partial output behind.
+    ``on_start(source_info)`` and ``on_tick(frames_done)`` feed a progress display; ``pipeline_hook``
+    receives the Pipeline before it starts (for ``request_stop``).
+    """
+    out_path, kind = check_output(output, overwrite)
+    dev = resolve_device(device)
+    if model is None:
+        model, train_size = load_default_model(checkpoint)
+        size_spec = infer_size if infer_size is not None else train_size
+    else:
+        size_spec = infer_size if infer_size is not None else "native"
+    eng = create_engine(engine, model, dev, precision)
+    if Path(input).resolve() == out_path.resolve():
+        raise MediaError("input and output are the same path")
+    source = open_source(input, fps)
+    try:
+        pipe = Pipeline(eng, infer_size=size_spec, batch_size=batch_size, side_by_side=side_by_side)
+        info = source.info
+        out_w, out_h = pipe.output_size(info.width, info.height)
+        if kind == "video":
+            audio = Path(input) if info.audio else None
+            sink = VideoSink(out_path, out_w, out_h, info.fps, info.time_base, crf=crf, preset=preset,
+                             audio_from=audio, overwrite=overwrite)
+        else:
+            sink = FolderSink(out_path, overwrite=overwrite)
+        if on_start is not None:
+            on_start(info)
+        if pipeline_hook is not None:
+            pipeline_hook(pipe)
+        keep = False
+        try:
+            result = pipe.run(source, sink, on_tick=on_tick)
+            if result.frames == 0:
+                raise MediaError(f"no frames could be decoded from {input}")
+            keep = True
+        finally:
+            sink.close(keep=keep, audio_until_end=keep and not result.interrupted)
+    finally:
+        source.close()
+    result.output = str(out_path)
+    return result
+
+
+__all__ = ["run", "RunResult", "load_default_model"]

@@ -1,0 +1,271 @@
+"""The streaming job: decode -> batched inference -> encode, each stage in its own thread.
+
+    source ──decode thread──▶ [bounded queue] ──inference thread──▶ [bounded queue] ──encode thread──▶ sink
+              grey, stretch,                     batch, to device,                    resize back,
+              resize to infer size               engine, to uint8                     side-by-side, encode
+
+The queues are bounded, so a slow stage makes the others wait (back-pressure) instead of filling memory;
+FFmpeg decode/encode and the engine release the GIL, so the stages overlap. There is exactly one thread
+per stage and FIFO queues between them, so frames leave in the order they came.
+
+Failure: the first exception in any stage aborts all stages and is re-raised from ``Pipeline.run``.
+Interruption: ``request_stop()`` (and a first Ctrl-C) stops decoding; the frames already in flight are
+finished and the output is finalised with them. A second Ctrl-C aborts (KeyboardInterrupt propagates). The pipeline knows the engine only as a callable.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from .engines.base import Engine
+from .frames import Percentile16To8, gray8_to_model, model_to_rgb8, resize, short_side_size, to_gray8
+from .media import SourceFrame
+
+_END = object()
+
+
+class PipelineAborted(Exception):
+    pass
+
+
+@dataclass
+class StageClock:
+    """Time a stage spends working (not waiting on its queues)."""
+
+    busy: float = 0.0
+
+    def timed(self):
+        clock = self
+
+        class _Span:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                clock.busy += time.perf_counter() - self.t
+
+        return _Span()
+
+
+@dataclass
+class RunResult:
+    frames: int
+    seconds: float
+    busy: dict[str, float]  # stage -> fraction of wall time spent working
+    interrupted: bool = False
+    truncated: bool = False
+    decode_error: str | None = None
+    infer_size: tuple[int, int] | None = None
+    engine: str = ""
+    output: str = ""
+    expected_frames: int | None = None
+    expected_frames_exact: bool = False
+
+    @property
+    def ended_early(self) -> bool:
+        """The input broke off: a decode error, or fewer frames than the container's index promised."""
+        short = self.expected_frames_exact and self.expected_frames and self.frames < self.expected_frames
+        return self.truncated or (bool(short) and not self.interrupted)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        busy = ", ".join(f"{k} {v:.0%}" for k, v in self.busy.items())
+        return (f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps) -> {self.output}"
+                f" [{self.engine}, {self.infer_size[0]}x{self.infer_size[1]}; busy: {busy}]"
+                if self.infer_size else f"{self.frames} frames in {self.seconds:.1f} s")
+
+
+@dataclass
+class _Work:
+    index: int
+    pts: int | None
+    time_base: Fraction
+    small: np.ndarray  # (h, w) uint8 at inference size
+    full: np.ndarray | None  # (H, W) uint8, kept only for side-by-side output
+
+
+def resolve_infer_size(spec, width: int, height: int, multiple: int = 8) -> tuple[int, int]:
+    """Inference (W, H) for a (width x height) input: ``"native"``, ``(W, H)``, or a checkpoint's train size
+    dict ``{"short_side": S}`` / ``{"size": [W, H]}``."""
+    if spec is None or spec == "native":
+        return width, height
+    if isinstance(spec, dict):
+        if "size" in spec:
+            return tuple(int(v) for v in spec["size"])
+        return short_side_size(width, height, int(spec["short_side"]), multiple)
+    w, h = spec
+    return int(w), int(h)
+
+
+class Pipeline:
+    """One colourisation job over a source and a sink; reusable, not re-entrant.
+
+    ``engine``: an ``Engine`` (or any callable with ``.device``); ``infer_size``: see ``resolve_infer_size``;
+    ``batch_size``: frames per engine call; ``queue_frames``: capacity of each queue in frames.
+    """
+
+    def __init__(self, engine: Engine, *, infer_size=None, batch_size: int = 4, side_by_side: bool = False,
+                 queue_frames: int | None = None):
+        if batch_size < 1:
+            raise ValueError("batch size must be at least 1")
+        self.engine = engine
+        self.infer_size_spec = infer_size
+        self.batch_size = batch_size
+        self.side_by_side = side_by_side
+        self.queue_frames = queue_frames or 2 * batch_size + 2
+        self._stop = threading.Event()  # graceful: stop reading input, finish what is in flight
+        self._abort = threading.Event()  # hard: drop everything
+        self._errors: list[BaseException] = []
+        self.done = 0  # frames written, for progress display
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def abort(self) -> None:
+        self._abort.set()
+
+    # ---- queue helpers that give up when the job is aborted ----------------------------------------------
+    def _put(self, q: queue.Queue, item) -> None:
+        while not self._abort.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise PipelineAborted
+
+    def _get(self, q: queue.Queue):
+        while not self._abort.is_set():
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        raise PipelineAborted
+
+    def _stage(self, name: str, fn: Callable, *args) -> threading.Thread:
+        def body():
+            try:
+                fn(*args)
+            except PipelineAborted:
+                pass
+            except BaseException as exc:  # any failure stops every stage
+                self._errors.append(exc)
+                self._abort.set()
+
+        return threading.Thread(target=body, name=f"ir2vis-{name}", daemon=True)
+
+    # ---- stages ----------------------------------------------------------------------------------------------
+    def _decode(self, source, q_out: queue.Queue, size: tuple[int, int], clock: StageClock) -> None:
+        stretch = Percentile16To8()
+        it = iter(source)
+        while not self._stop.is_set():
+            with clock.timed():
+                frame: SourceFrame | None = next(it, None)
+                if frame is None:
+                    break
+                gray = to_gray8(frame.image, stretch)
+                small = resize(gray, *size)
+                work = _Work(frame.index, frame.pts, frame.time_base, small, gray if self.side_by_side else None)
+            self._put(q_out, work)
+        self._put(q_out, _END)
+
+    def _infer(self, q_in: queue.Queue, q_out: queue.Queue, clock: StageClock) -> None:
+        device = self.engine.device
+        pin = device.type == "cuda"
+        ended = False
+        while not ended:
+            batch: list[_Work] = []
+            while len(batch) < self.batch_size:
+                item = self._get(q_in)
+                if item is _END:
+                    ended = True
+                    break
+                batch.append(item)
+            if not batch:
+                break
+            with clock.timed():
+                host = torch.from_numpy(np.stack([w.small for w in batch]))
+                if pin:
+                    host = host.pin_memory()
+                x = gray8_to_model(host.to(device, non_blocking=pin))
+                rgb = model_to_rgb8(self.engine(x)).cpu().numpy()
+            for w, out in zip(batch, rgb):
+                self._put(q_out, (w, out))
+        self._put(q_out, _END)
+
+    def _encode(self, q_in: queue.Queue, sink, out_size: tuple[int, int], clock: StageClock) -> None:
+        width, height = out_size
+        while True:
+            item = self._get(q_in)
+            if item is _END:
+                return
+            w, rgb = item
+            with clock.timed():
+                rgb = resize(rgb, width, height)
+                if w.full is not None:
+                    ir = w.full if w.full.shape == (height, width) else resize(w.full, width, height)
+                    rgb = np.concatenate([cv2.cvtColor(ir, cv2.COLOR_GRAY2RGB), rgb], axis=1)
+                sink.write(np.ascontiguousarray(rgb), w.pts, w.time_base)
+            self.done += 1
+
+    # ---- the job ---------------------------------------------------------------------------------------------
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """Size of the frames the sink receives for a (width x height) input."""
+        return (2 * width if self.side_by_side else width), height
+
+    def run(self, source, sink, on_tick: Callable[[int], None] | None = None) -> RunResult:
+        """Process all of ``source`` into ``sink`` (which the caller opens and closes); returns counts and timing."""
+        info = source.info
+        size = resolve_infer_size(self.infer_size_spec, info.width, info.height)
+        clocks = {"decode": StageClock(), "infer": StageClock(), "encode": StageClock()}
+        q_frames: queue.Queue = queue.Queue(maxsize=self.queue_frames)
+        q_results: queue.Queue = queue.Queue(maxsize=self.queue_frames)
+        threads = [
+            self._stage("decode", self._decode, source, q_frames, size, clocks["decode"]),
+            self._stage("infer", self._infer, q_frames, q_results, clocks["infer"]),
+            self._stage("encode", self._encode, q_results, sink, (info.width, info.height), clocks["encode"]),
+        ]
+        self.done = 0
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        interrupts = 0
+        while any(t.is_alive() for t in threads):
+            try:
+                for t in threads:
+                    t.join(timeout=0.1)
+                if on_tick is not None:
+                    on_tick(self.done)
+            except KeyboardInterrupt:  # first Ctrl-C: finish what is in flight; second: drop everything
+                interrupts += 1
+                self.request_stop()
+                if interrupts > 1:
+                    self._abort.set()
+                    for t in threads:
+                        t.join(timeout=5)
+                    raise
+        seconds = time.perf_counter() - t0
+        if self._errors:
+            raise self._errors[0]
+        if self._abort.is_set():
+            raise PipelineAborted("aborted")
+        return RunResult(
+            frames=self.done, seconds=seconds,
+            busy={k: min(1.0, c.busy / seconds) if seconds else 0.0 for k, c in clocks.items()},
+            interrupted=self._stop.is_set(), truncated=bool(getattr(source, "truncated", False)),
+            decode_error=getattr(source, "decode_error", None), infer_size=size,
+            engine=self.engine.describe() if hasattr(self.engine, "describe") else type(self.engine).__name__,
+            expected_frames=info.frames, expected_frames_exact=info.frames_exact,
+        )

@@ -1,0 +1,81 @@
+"""The generator: shapes at many sizes, parameter budget, the layer structure the paper describes."""
+
+import pytest
+import torch
+
+from ir2vis_stream.model import (GeneratorConfig, MultiScaleGenerator, ResnetGenerator, Sine, build_generator,
+                                 count_flops, count_parameters)
+
+
+def test_default_parameter_count_is_in_the_papers_range():
+    n = count_parameters(MultiScaleGenerator())
+    assert 10.0e6 <= n <= 11.37e6, n  # paper: 10.81 M; pix2pix ResNet-9: 11.38 M
+    assert abs(n - 10.81e6) < 0.05e6
+
+
+def test_resnet9_parameter_count_matches_pix2pix():
+    assert abs(count_parameters(ResnetGenerator(in_channels=3)) - 11.378e6) < 0.01e6
+
+
+@pytest.mark.parametrize("h,w", [(32, 32), (48, 64), (37, 51), (1, 1), (17, 8), (64, 31)])
+@pytest.mark.parametrize("name", ["msp", "resnet9"])
+def test_output_shape_matches_input_at_any_size(name, h, w):
+    g = build_generator(name, width=4, **({"blocks": (1, 1, 1, 1)} if name == "msp" else {})).eval()
+    y = g(torch.randn(2, 1, h, w))
+    assert y.shape == (2, 3, h, w)
+    assert y.abs().max() <= 1.0
+
+
+def test_three_channel_grey_input_equals_one_channel():
+    torch.manual_seed(0)
+    g = MultiScaleGenerator(GeneratorConfig(width=4, blocks=(1, 1, 1, 1))).eval()
+    x = torch.rand(1, 1, 24, 24) * 2 - 1
+    torch.testing.assert_close(g(x), g(x.expand(-1, 3, -1, -1)))
+
+
+def test_wrong_channel_count_is_a_clear_error():
+    g = MultiScaleGenerator(GeneratorConfig(width=4, blocks=(1, 1)))
+    with pytest.raises(ValueError, match="input channel"):
+        g(torch.randn(1, 2, 8, 8))
+
+
+def test_levels_follow_config_and_coarse_levels_hold_the_depth():
+    g = MultiScaleGenerator()
+    assert len(g.levels) == 4  # full + 3 downsamplings
+    params = [count_parameters(level) for level in g.levels]
+    assert params[-1] > sum(params[:-1])  # depth at 1/8 scale
+
+
+def test_coarse_image_is_added_to_finer_levels():
+    """Zeroing every head but the coarsest leaves an output that is constant on each 8x8 block."""
+    torch.manual_seed(0)
+    g = MultiScaleGenerator(GeneratorConfig(width=4, blocks=(1, 1, 1, 1))).eval()
+    with torch.no_grad():
+        for level in g.levels[:-1]:
+            level.head.weight.zero_()
+            level.head.bias.zero_()
+        y = g(torch.randn(1, 1, 32, 32))
+    blocks = y.reshape(1, 3, 4, 8, 4, 8)
+    assert torch.allclose(blocks, blocks[:, :, :, :1, :, :1].expand_as(blocks))
+
+
+def test_sine_is_learnable_per_channel():
+    s = Sine(3)
+    x = torch.randn(2, 3, 4, 4)
+    torch.testing.assert_close(s(x), torch.sin(x))
+    with torch.no_grad():
+        s.omega[0, 1] = 2.0
+        s.theta[0, 2] = 0.5
+    y = s(x)
+    torch.testing.assert_close(y[:, 1], torch.sin(2 * x[:, 1]))
+    torch.testing.assert_close(y[:, 2], torch.sin(x[:, 2] + 0.5))
+
+
+def test_flops_of_default_model_at_256():
+    gflop = count_flops(MultiScaleGenerator(), 256, 256) / 1e9
+    assert 70 < gflop < 71  # documented in the module's layer table: 70.6
+
+
+def test_unknown_generator_name():
+    with pytest.raises(ValueError, match="unknown generator"):
+        build_generator("unet")
