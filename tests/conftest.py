@@ -84,6 +84,19 @@ def read_video(path: Path):
         return frames, pts, s.time_base, s.average_rate, bool(c.streams.audio)
 
 
+def faststart(src: Path, dst: Path) -> Path:
+    """Remux with the index (moov) first, so a damaged or cut file still opens and promises its frames."""
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w", options={"movflags": "faststart"}) as o:
+        s = o.add_stream_from_template(i.streams.video[0])
+        for p in i.demux(i.streams.video[0]):
+            if p.dts is not None:
+                p.stream = s
+                o.mux(p)
+    return dst
+
+
 def make_folder(path: Path, frames: int = 6, width: int = 40, height: int = 30, sixteen_bit: bool = False,
                 ext: str = ".png") -> Path:
     path.mkdir(parents=True)

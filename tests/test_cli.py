@@ -1,0 +1,166 @@
+"""The command line: every bad input gives one clear line, a non-zero exit, no traceback, no output left."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import faststart, make_video, read_video
+from ir2vis_stream.cli import main
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_clean_failure(result, *fragments):
+    assert result.exit_code != 0
+    out = result.output
+    assert "Traceback" not in out
+    lines = [ln for ln in out.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, out  # "Error: <one sentence>"
+    for f in fragments:
+        assert f in out, out
+
+
+def no_leftovers(folder: Path, keep: set[str]):
+    return {p.name for p in folder.iterdir()} == keep
+
+
+def test_run_with_a_checkpoint_writes_the_video(tmp_path, tiny_checkpoint):
+    src = make_video(tmp_path / "in.mp4", frames=5)
+    out = tmp_path / "out.mp4"
+    r = invoke("run", src, "-o", out, "-c", tiny_checkpoint, "--quiet")
+    assert r.exit_code == 0, r.output
+    assert len(read_video(out)[0]) == 5
+
+
+def test_summary_line(tmp_path, tiny_checkpoint):
+    src = make_video(tmp_path / "in.mp4", frames=5)
+    r = invoke("run", src, "-o", tmp_path / "out.mp4", "-c", tiny_checkpoint)
+    assert r.exit_code == 0
+    assert "5 frames in" in r.output and "fps" in r.output and "busy: decode" in r.output
+
+
+def test_missing_input(tmp_path, tiny_checkpoint):
+    r = invoke("run", tmp_path / "nope.mp4", "-o", tmp_path / "out.mp4", "-c", tiny_checkpoint)
+    assert_clean_failure(r, "input not found")
+    assert no_leftovers(tmp_path, {"tiny.pt"})
+
+
+@pytest.mark.parametrize("content", [b"hello, I am not a video\n" * 10, b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000)])
+def test_not_a_video_or_damaged_header(tmp_path, tiny_checkpoint, content):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(content)
+    r = invoke("run", bad, "-o", tmp_path / "out.mp4", "-c", tiny_checkpoint)
+    assert_clean_failure(r, "bad.mp4")
+    assert no_leftovers(tmp_path, {"tiny.pt", "bad.mp4"})
+
+
+def test_zero_frames_video(tmp_path, tiny_checkpoint):
+    """A valid header and index promising 5 frames, but every byte of picture data zeroed: nothing decodes."""
+    data = bytearray(faststart(make_video(tmp_path / "a.mp4", frames=5), tmp_path / "b.mp4").read_bytes())
+    k = data.index(b"mdat") + 4
+    data[k:] = bytes(len(data) - k)
+    src = tmp_path / "empty.mp4"
+    src.write_bytes(data)
+    for name in ("a.mp4", "b.mp4"):
+        (tmp_path / name).unlink()
+    r = invoke("run", src, "-o", tmp_path / "out.mp4", "-c", tiny_checkpoint)
+    assert_clean_failure(r, "no frames")
+    assert no_leftovers(tmp_path, {"tiny.pt", "empty.mp4"})
+
+
+def test_empty_folder(tmp_path, tiny_checkpoint):
+    (tmp_path / "frames").mkdir()
+    r = invoke("run", tmp_path / "frames", "-o", tmp_path / "out.mp4", "-c", tiny_checkpoint)
+    assert_clean_failure(r, "no image files")
+
+
+def test_truncated_video_warns_with_the_count(tmp_path, tiny_checkpoint):
+    data = faststart(make_video(tmp_path / "a.mp4", frames=40, width=96, height=64), tmp_path / "b.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    out = tmp_path / "out.mp4"
+    r = invoke("run", cut, "-o", out, "-c", tiny_checkpoint, "--quiet")
+    n = len(read_video(out)[0])
+    assert r.exit_code == 0
+    assert 0 < n < 40
+    assert f"ended early" in r.output and f"wrote the {n} frames that decoded of 40" in r.output
+
+
+def test_unknown_output_extension(tmp_path, tiny_checkpoint):
+    src = make_video(tmp_path / "in.mp4", frames=2)
+    r = invoke("run", src, "-o", tmp_path / "out.xyz", "-c", tiny_checkpoint)
+    assert_clean_failure(r, "unknown output type '.xyz'")
+    assert no_leftovers(tmp_path, {"tiny.pt", "in.mp4"})
+
+
+def test_missing_output_folder(tmp_path, tiny_checkpoint):
+    src = make_video(tmp_path / "in.mp4", frames=2)
+    r = invoke("run", src, "-o", tmp_path / "no" / "such" / "out.mp4", "-c", tiny_checkpoint)
+    assert_clean_failure(r, "output folder does not exist")
+
+
+def test_existing_output_needs_overwrite(tmp_path, tiny_checkpoint):
+    src = make_video(tmp_path / "in.mp4", frames=2)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"precious")
+    r = invoke("run", src, "-o", out, "-c", tiny_checkpoint)
+    assert_clean_failure(r, "already exists", "--overwrite")
+    assert out.read_bytes() == b"precious"
+    r = invoke("run", src, "-o", out, "-c", tiny_checkpoint, "--overwrite", "-q")
+    assert r.exit_code == 0
+    assert len(read_video(out)[0]) == 2
+
+
+def test_existing_output_folder_overwrite(tmp_path, tiny_checkpoint):
+    src = make_video(tmp_path / "in.mp4", frames=2)
+    out = tmp_path / "frames"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    assert_clean_failure(invoke("run", src, "-o", out, "-c", tiny_checkpoint), "already exists")
+    r = invoke("run", src, "-o", out, "-c", tiny_checkpoint, "--overwrite", "-q")
+    assert r.exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["frame_000000.png", "frame_000001.png"]
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage" * 100])
+def test_unreadable_checkpoint(tmp_path, content):
+    src = make_video(tmp_path / "in.mp4", frames=2)
+    ck = tmp_path / "bad.pt"
+    ck.write_bytes(content)
+    r = invoke("run", src, "-o", tmp_path / "out.mp4", "-c", ck)
+    assert_clean_failure(r, "checkpoint")
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_missing_checkpoint(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=2)
+    assert_clean_failure(invoke("run", src, "-o", tmp_path / "out.mp4", "-c", tmp_path / "nope.pt"), "not found")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_requested_where_there_is_none(tmp_path, tiny_checkpoint):
+    src = make_video(tmp_path / "in.mp4", frames=2)
+    r = invoke("run", src, "-o", tmp_path / "out.mp4", "-c", tiny_checkpoint, "--device", "cuda")
+    assert_clean_failure(r, "CUDA is not available")
+    assert no_leftovers(tmp_path, {"tiny.pt", "in.mp4"})
+
+
+def test_bad_infer_size(tmp_path, tiny_checkpoint):
+    src = make_video(tmp_path / "in.mp4", frames=2)
+    r = invoke("run", src, "-o", tmp_path / "out.mp4", "-c", tiny_checkpoint, "--infer-size", "big")
+    assert r.exit_code != 0 and "Traceback" not in r.output and "640x512" in r.output
+
+
+def test_real_process_exit_status_and_stderr(tmp_path):
+    """The installed entry point, as a user runs it: exit 1, one line on stderr."""
+    p = subprocess.run([sys.executable, "-m", "ir2vis_stream.cli", "run", str(tmp_path / "missing.mp4"), "-o",
+                        str(tmp_path / "o.mp4")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1
+    assert "Traceback" not in p.stderr
+    assert p.stderr.strip().startswith("Error:") and len(p.stderr.strip().splitlines()) == 1

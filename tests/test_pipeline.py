@@ -1,0 +1,243 @@
+"""The streaming job on clips the tests make: counts, timing, order, pixels, folders, 16-bit, audio."""
+
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import ir2vis_stream as irs
+from conftest import GreyIdentity, faststart, frame_value, make_folder, make_frame, make_video, read_video
+from ir2vis_stream.engines import TorchEngine
+from ir2vis_stream.media import FolderSink, VideoSource
+from ir2vis_stream.pipeline import Pipeline
+
+
+def left_level(rgb: np.ndarray) -> float:
+    """Mean grey of the flat left half, which marks the frame's index."""
+    w = rgb.shape[1]
+    return float(rgb[:, 2: w // 2 - 2].mean())
+
+
+def test_video_keeps_count_rate_timestamps_order_and_pixels(tmp_path, identity):
+    src = make_video(tmp_path / "in.mp4", frames=15, fps=12)
+    out = tmp_path / "out.mp4"
+    result = irs.run(src, out, model=identity, batch_size=4, crf=0)
+    assert result.frames == 15 and not result.ended_early and not result.interrupted
+    frames, pts, tb, rate, _ = read_video(out)
+    in_frames, in_pts, in_tb, in_rate, _ = read_video(src)
+    assert len(frames) == 15
+    assert rate == in_rate == 12
+    assert [p * tb for p in pts] == [p * in_tb for p in in_pts]
+    for i, f in enumerate(frames):
+        assert abs(left_level(f) - frame_value(i)) < 2, i  # order preserved
+    diff = np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(frames, in_frames)])
+    assert diff < 1.5  # identity model, lossless x264: only colour conversion rounding
+
+
+def test_variable_frame_rate_timestamps_survive(tmp_path, identity):
+    pts = [0, 1, 3, 4, 9, 10, 11, 20]  # irregular gaps, in 1/30 s
+    src = make_video(tmp_path / "vfr.mkv", frames=len(pts), fps=30, pts=pts, time_base=Fraction(1, 30))
+    out = tmp_path / "out.mkv"
+    irs.run(src, out, model=identity)
+    _, out_pts, tb, _, _ = read_video(out)
+    _, in_pts, in_tb, _, _ = read_video(src)  # matroska keeps milliseconds
+    times = [p * tb for p in out_pts]
+    assert times == [p * in_tb for p in in_pts]
+    assert [round(float(t) * 30) for t in times] == pts
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_batch_sizes_give_the_same_frames(tmp_path, identity, batch_size):
+    src = make_video(tmp_path / "in.mp4", frames=7)
+    out = tmp_path / f"out{batch_size}"
+    result = irs.run(src, out, model=identity, batch_size=batch_size)
+    files = sorted(out.glob("*.png"))
+    assert result.frames == len(files) == 7
+    for i, f in enumerate(files):
+        assert abs(left_level(cv2.imread(str(f))) - frame_value(i)) < 2
+
+
+def test_frame_folder_input_natural_sorted_with_fps(tmp_path, identity):
+    folder = make_folder(tmp_path / "set00" / "V000" / "lwir", frames=11)
+    # natural sort: I00010 after I00009, and names like 'I2' vs 'I10' sort by number
+    out = tmp_path / "out.mp4"
+    result = irs.run(folder, out, model=identity, fps=20, crf=0)
+    frames, pts, tb, rate, _ = read_video(out)
+    assert result.frames == len(frames) == 11
+    assert rate == 20
+    assert [p * tb for p in pts] == [Fraction(i, 20) for i in range(11)]
+    for i, f in enumerate(frames):
+        assert abs(left_level(f) - frame_value(i)) < 2
+
+
+def test_natural_sort_of_unpadded_names(tmp_path, identity):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(12):
+        cv2.imwrite(str(folder / f"f{i}.png"), make_frame(i, 32, 24))
+    out = tmp_path / "out"
+    irs.run(folder, out, model=identity)
+    files = sorted(out.glob("*.png"))
+    for i, f in enumerate(files):
+        assert abs(left_level(cv2.imread(str(f))) - frame_value(i)) < 2
+
+
+def test_sixteen_bit_folder_is_stretched_to_8_bit(tmp_path, identity):
+    folder = make_folder(tmp_path / "raw16", frames=3, sixteen_bit=True)
+    assert cv2.imread(str(next(folder.iterdir())), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    out = tmp_path / "out"
+    irs.run(folder, out, model=identity)
+    img = cv2.imread(str(sorted(out.glob("*.png"))[0]))
+    assert img.max() >= 250 and img.min() <= 5  # the robust stretch spans the 8-bit range
+
+
+def test_sixteen_bit_video(tmp_path, identity):
+    src = make_video(tmp_path / "raw16.mkv", frames=5, codec="ffv1", pix_fmt="gray16le", sixteen_bit=True)
+    source = VideoSource(src)
+    assert source.sixteen_bit
+    first = next(iter(source))
+    assert first.image.dtype == np.uint16
+    source.close()
+    out = tmp_path / "out.mp4"
+    result = irs.run(src, out, model=identity)
+    frames, *_ = read_video(out)
+    assert result.frames == len(frames) == 5
+    assert frames[0].max() >= 240
+
+
+def test_audio_is_copied(tmp_path, identity):
+    src = make_video(tmp_path / "with_audio.mp4", frames=20, fps=10, audio=True)
+    assert read_video(src)[4]
+    out = tmp_path / "out.mp4"
+    irs.run(src, out, model=identity)
+    import av
+
+    with av.open(str(out)) as c:
+        assert c.streams.audio, "audio stream missing"
+        a = c.streams.audio[0]
+        assert a.codec_context.name == "aac" and a.sample_rate == 16000
+        n = sum(f.samples for f in c.decode(a))
+    assert n >= 16000 * 1.9  # about two seconds of it
+
+
+def test_side_by_side_doubles_width(tmp_path, identity):
+    src = make_video(tmp_path / "in.mp4", frames=3, width=64, height=48)
+    out = tmp_path / "sbs.mp4"
+    irs.run(src, out, model=identity, side_by_side=True)
+    frames, *_ = read_video(out)
+    assert frames[0].shape == (48, 128, 3)
+
+
+@pytest.mark.parametrize("size", [(63, 47), (50, 38)])
+def test_sizes_not_multiple_of_8_come_back_at_input_size(tmp_path, tiny_checkpoint, size):
+    w, h = size
+    folder = make_folder(tmp_path / "odd", frames=2, width=w, height=h)
+    out = tmp_path / "odd.mkv"
+    result = irs.run(folder, out, checkpoint=tiny_checkpoint, infer_size="native")
+    frames, *_ = read_video(out)
+    assert frames[0].shape == (h, w, 3)
+    assert result.infer_size == (w, h)
+
+
+def test_inference_runs_at_checkpoint_training_size(tmp_path, tiny_checkpoint):
+    src = make_video(tmp_path / "in.mp4", frames=2, width=64, height=48)
+    result = irs.run(src, tmp_path / "o.mp4", checkpoint=tiny_checkpoint)  # short side 32
+    assert result.infer_size == (40, 32)  # 64x48 scaled to short side 32 -> 42.7 -> multiple of 8
+    result = irs.run(src, tmp_path / "o2.mp4", checkpoint=tiny_checkpoint, infer_size=(24, 16))
+    assert result.infer_size == (24, 16)
+    assert read_video(tmp_path / "o2.mp4")[0][0].shape == (48, 64, 3)
+
+
+class Recorder(GreyIdentity):
+    """Identity that records the largest number of frames the decoder was ahead of inference."""
+
+    def __init__(self, delay=0.0, fail_at=None):
+        super().__init__()
+        self.calls = 0
+        self.delay = delay
+        self.fail_at = fail_at
+
+    def forward(self, x):
+        import time
+
+        self.calls += 1
+        if self.fail_at is not None and self.calls >= self.fail_at:
+            raise RuntimeError("engine exploded")
+        time.sleep(self.delay)
+        return super().forward(x)
+
+
+class CountingSource:
+    """Wraps a source and counts the frames decoded so far."""
+
+    def __init__(self, inner):
+        self.inner, self.info, self.decoded = inner, inner.info, 0
+
+    def __iter__(self):
+        for f in self.inner:
+            self.decoded += 1
+            yield f
+
+
+def test_bounded_queues_give_back_pressure(tmp_path):
+    """With a slow engine, decoding may run only a bounded number of frames ahead of the output."""
+    source = CountingSource(VideoSource(make_video(tmp_path / "in.mp4", frames=40)))
+    pipe = Pipeline(TorchEngine(Recorder(delay=0.02), torch.device("cpu"), "fp32"), batch_size=2, queue_frames=3)
+    sink = FolderSink(tmp_path / "out")
+    ahead = []
+    result = pipe.run(source, sink, on_tick=lambda done: ahead.append(source.decoded - done))
+    sink.close()
+    source.inner.close()
+    assert result.frames == 40
+    # 3 frames in each queue + a batch of 2 in inference + one frame held by decode and by encode
+    assert max(ahead) <= 3 + 3 + 2 + 2
+
+
+def test_engine_failure_stops_everything_and_leaves_no_output(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=30)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError, match="engine exploded"):
+        irs.run(src, out, model=Recorder(fail_at=3), batch_size=2)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out*"))  # no temporary file left either
+
+
+def test_request_stop_finalises_a_valid_shorter_video(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=60)
+    out = tmp_path / "out.mp4"
+    pipes = []
+
+    def stop_soon(done):
+        if done >= 5 and pipes:
+            pipes[0].request_stop()
+
+    result = irs.run(src, out, model=Recorder(delay=0.01), batch_size=2, on_tick=stop_soon, pipeline_hook=pipes.append)
+    assert result.interrupted
+    frames, *_ = read_video(out)
+    assert 5 <= len(frames) == result.frames < 60
+    for i, f in enumerate(frames):
+        assert abs(left_level(f) - frame_value(i)) < 3
+
+
+def test_truncated_video_keeps_what_decodes(tmp_path, identity):
+    src = make_video(tmp_path / "full.mkv", frames=40, width=96, height=64)
+    data = src.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out.mp4"
+    result = irs.run(cut, out, model=identity)
+    frames, *_ = read_video(out)
+    assert 0 < result.frames == len(frames) < 40
+    for i, f in enumerate(frames):
+        assert abs(left_level(f) - frame_value(i)) < 3
+
+
+def test_truncated_mp4_is_reported_as_ended_early(tmp_path, identity):
+    data = faststart(make_video(tmp_path / "full.mp4", frames=40, width=96, height=64), tmp_path / "fast.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    result = irs.run(cut, tmp_path / "out.mp4", model=identity)
+    assert result.ended_early
+    assert 0 < result.frames < 40
