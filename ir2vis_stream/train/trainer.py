@@ -99,11 +99,6 @@ def lr_factor(epoch: int, epochs_constant: int, epochs_decay: int) -> float:
     return 1.0 - max(0, epoch + 1 - epochs_constant) / float(epochs_decay + 1)
 
 
-def set_requires_grad(module: nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
-
-
 class Trainer:
     """Owns the models, optimisers and loop; ``fit()`` runs (or resumes) training to ``config.epochs``."""
 
@@ -142,7 +137,8 @@ class Trainer:
                     if cfg.perceptual else None)
         for m in (self.G, self.D, self.C):
             m.to(memory_format=torch.channels_last)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        self.g_params = list(self.G.parameters())
+        self.opt_g = torch.optim.Adam(self.g_params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
         self.opt_d = torch.optim.Adam(list(self.D.parameters()) + list(self.C.parameters()), lr=cfg.lr,
                                       betas=(cfg.beta1, cfg.beta2))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -156,7 +152,7 @@ class Trainer:
         if resume:
             self.load_state(self.out / "state.pt")
 
-        # Wrappers: the G step calls D/C without DDP (their parameters are frozen there, no all-reduce).
+        # Wrappers: the G step calls D/C without DDP (no gradients go to their parameters there).
         g, d, c = self.G, self.D, self.C
         if self.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -177,9 +173,9 @@ class Trainer:
 
     def train_step(self, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
-        # G step: L_G = 100 (L1 + COS + TVD) + 1 (GAN + CGAN) + 10 (FM + PL)
-        set_requires_grad(self.D, False)
-        set_requires_grad(self.C, False)
+        # G step: L_G = 100 (L1 + COS + TVD) + 1 (GAN + CGAN) + 10 (FM + PL). Gradients flow through D and C
+        # to the fake image but are accumulated only into G's parameters (backward(inputs=...)), which also
+        # avoids toggling requires_grad, a change that would make torch.compile recompile every step.
         with self.autocast():
             fake = self.g_run(ir)
             fake_d, fake_c = self.d_run(fake), self.c_run(torch.cat([ir, fake], 1))
@@ -202,12 +198,10 @@ class Trainer:
         feat = terms["fm"] + terms.get("perceptual", 0.0)
         loss_g = L.LAMBDA_PIXEL * pixel + L.LAMBDA_ADV * (terms["gan"] + terms["cgan"]) + L.LAMBDA_FEAT * feat
         self.opt_g.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_g).backward()
+        self.scaler.scale(loss_g).backward(inputs=self.g_params)
         self.scaler.step(self.opt_g)
 
         # D and C step: L_D = GAN_D + CGAN_D, each 0.5 (real + fake) as pix2pixHD
-        set_requires_grad(self.D, True)
-        set_requires_grad(self.C, True)
         fake = fake.detach()
         with self.autocast():
             d_real, d_fake = self.d_train(vis), self.d_train(fake)

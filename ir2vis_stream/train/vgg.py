@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
+# VGG19's convolutional trunk (torchvision's configuration "E"); "M" is a 2x2 max-pool.
+_VGG19_TRUNK = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512)
 # Indices in torchvision's vgg19().features of relu1_1, relu2_1, relu3_1, relu4_1, relu5_1.
 _RELU_X_1 = (1, 6, 11, 20, 29)
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -49,13 +51,25 @@ class VGG19Features(nn.Module):
 
     def __init__(self, weights: str | Path | None = None, *, random_init: bool = False):
         super().__init__()
-        from torchvision.models import vgg19
-
-        net = vgg19(weights=None)
+        layers: list[nn.Module] = []
+        ch = 3
+        for v in _VGG19_TRUNK:  # the same module indices as torchvision's vgg19().features
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(ch, v, 3, padding=1), nn.ReLU(inplace=True)]
+                ch = v
+        self.features = nn.Sequential(*layers[: _RELU_X_1[-1] + 1])
         if not random_init:
             state = torch.load(find_vgg19_weights(weights), map_location="cpu", weights_only=True)
-            net.load_state_dict(state)
-        self.features = net.features[: _RELU_X_1[-1] + 1].eval()
+            prefix = "features."
+            trunk = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            trunk = {k: v for k, v in trunk.items() if int(k.split(".")[0]) <= _RELU_X_1[-1]}
+            try:
+                self.features.load_state_dict(trunk)
+            except RuntimeError as exc:
+                raise VGGWeightsMissing(f"{weights or hub_weights_path()} is not torchvision's VGG19 ({str(exc).splitlines()[0]})") from None
+        self.features.eval()
         self.requires_grad_(False)
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)

@@ -1,0 +1,259 @@
+"""Training: each loss against a value computed by hand, the schedule, data checks, exact resume, DDP.
+
+Runs use tiny generators on tiny generated pairs; the VGG19 backbone of the perceptual loss is randomly
+initialised here (no ImageNet weights can be downloaded in CI), which tests the plumbing, not the features.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ir2vis_stream.checkpoint import load_checkpoint
+from ir2vis_stream.cli import main
+from ir2vis_stream.train import DataError, TrainConfig, Trainer, find_pairs, lr_factor
+from ir2vis_stream.train import losses as L
+from ir2vis_stream.train.discriminator import MultiScaleDiscriminator
+from ir2vis_stream.train.vgg import VGG19Features, VGGWeightsMissing, find_vgg19_weights
+
+TINY_G = {"width": 4, "blocks": [1, 1, 1, 1]}
+
+
+def make_pairs(root: Path, n: int = 12, size=(48, 40), seed: int = 0) -> Path:
+    """lwir/ + visible/ pairs where the visible image is a colour mapping of the IR one."""
+    rng = np.random.default_rng(seed)
+    (root / "lwir").mkdir(parents=True)
+    (root / "visible").mkdir()
+    w, h = size
+    for i in range(n):
+        ir = cv2.GaussianBlur(rng.integers(0, 256, (h, w), dtype=np.uint8), (7, 7), 2)
+        vis = np.stack([ir, 255 - ir, ir // 2], axis=2)  # BGR on disk
+        cv2.imwrite(str(root / "lwir" / f"I{i:05d}.png"), ir)
+        cv2.imwrite(str(root / "visible" / f"I{i:05d}.png"), vis)
+    return root
+
+
+def tiny_config(data, out, **kw) -> TrainConfig:
+    base = dict(data=[str(d) for d in data], out=str(out), generator_config=TINY_G, epochs=2, batch_size=2, scale=32,
+                crop=32, perceptual=False, workers=0, precision="fp32", device="cpu", quiet=True, num_d=2, d_layers=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+# ---- losses, by hand ---------------------------------------------------------------------------------------
+def test_l1():
+    fake = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
+    assert L.l1_loss(fake, torch.zeros_like(fake)).item() == pytest.approx(1.5)
+
+
+def test_cosine_is_zero_for_equal_and_scaled_images_and_one_for_orthogonal():
+    a = torch.tensor([[[[1.0, -1.0]]]])  # intensities [1, 0]
+    b = torch.tensor([[[[-1.0, 1.0]]]])  # intensities [0, 1]
+    assert L.cosine_loss(a, b).item() == pytest.approx(1.0)
+    assert L.cosine_loss(a, a).item() == pytest.approx(0.0, abs=1e-6)
+    c = torch.tensor([[[[0.0, 0.0]]]])  # intensities [0.5, 0.5]
+    d = torch.tensor([[[[1.0, 1.0]]]])  # intensities [1, 1]: same direction
+    assert L.cosine_loss(c, d).item() == pytest.approx(0.0, abs=1e-6)
+    # [1, 0] vs [1, 1]: cos = 1/sqrt(2)
+    assert L.cosine_loss(a, d).item() == pytest.approx(1 - 1 / math.sqrt(2), abs=1e-6)
+
+
+def test_tvd():
+    d = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
+    # x differences: 1, 1 -> mean square 1; y differences: 2, 2 -> mean square 4
+    assert L.tvd_loss(d, torch.zeros_like(d)).item() == pytest.approx(5.0)
+    assert L.tvd_loss(d + 7, d).item() == 0.0  # a constant offset has no gradient
+
+
+def test_lsgan_sums_scales():
+    pred = torch.full((1, 1, 2, 2), 0.5)
+    outs = [[torch.zeros(1), pred], [torch.zeros(1), pred]]
+    assert L.lsgan_loss(outs, True).item() == pytest.approx(2 * 0.25)
+    assert L.lsgan_loss(outs, False).item() == pytest.approx(2 * 0.25)
+
+
+def test_feature_matching_weights():
+    # one scale, two feature maps (n_layers + 1 = 2): weight (1/1) * (4/2) = 2
+    fake = [[torch.ones(1, 1, 2, 2), torch.full((1, 1, 2, 2), 2.0), torch.zeros(1)]]
+    real = [[torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), torch.zeros(1)]]
+    assert L.feature_matching_loss(fake, real).item() == pytest.approx(2 * 1 + 2 * 2)
+    # two scales: weight halves per scale
+    assert L.feature_matching_loss(fake * 2, real * 2).item() == pytest.approx(6.0)
+
+
+def test_perceptual_weights():
+    fake = [torch.ones(1, 1, 2, 2) for _ in range(5)]
+    real = [torch.zeros(1, 1, 2, 2) for _ in range(5)]
+    assert L.perceptual_loss(fake, real).item() == pytest.approx(1 / 32 + 1 / 16 + 1 / 8 + 1 / 4 + 1)
+
+
+def test_total_generator_weights():
+    assert (L.LAMBDA_PIXEL, L.LAMBDA_ADV, L.LAMBDA_FEAT) == (100.0, 1.0, 10.0)
+
+
+# ---- networks and schedule ---------------------------------------------------------------------------------
+def test_discriminator_returns_features_and_patches_per_scale():
+    d = MultiScaleDiscriminator(4, num_scales=2)
+    outs = d(torch.randn(1, 4, 64, 64))
+    assert len(outs) == 2
+    assert all(len(scale) == 5 for scale in outs)  # 4 feature maps + patch scores: 5 conv layers
+    assert outs[0][-1].shape[1] == 1
+    assert outs[1][-1].shape[-1] < outs[0][-1].shape[-1]  # second scale sees a half-size input
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in d.scales[0].modules()) == 5
+
+
+def test_lr_rule_constant_then_linear_to_1_over_101():
+    assert [lr_factor(e, 100, 100) for e in (0, 50, 99)] == [1.0, 1.0, 1.0]
+    assert lr_factor(100, 100, 100) == pytest.approx(1 - 1 / 101)
+    assert lr_factor(199, 100, 100) == pytest.approx(1 / 101)
+    cfg = TrainConfig(data=["x"], epochs=200)
+    assert (cfg.epochs_constant, cfg.epochs_decay) == (100, 100)
+
+
+def test_vgg_weights_missing_names_file_and_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    with pytest.raises(VGGWeightsMissing) as e:
+        find_vgg19_weights()
+    msg = str(e.value)
+    assert "vgg19-dcbb9e9d.pth" in msg and str(tmp_path / "th" / "hub" / "checkpoints") in msg and "--no-perceptual" in msg
+
+
+def test_vgg_loads_weights_from_an_explicit_file(tmp_path):
+    torch.manual_seed(0)
+    random_vgg = VGG19Features(random_init=True)
+    from torchvision.models import vgg19
+
+    full = vgg19(weights=None)
+    path = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch.save(full.state_dict(), path)
+    loaded = VGG19Features(path)
+    feats = loaded(torch.zeros(1, 3, 32, 32))
+    assert [f.shape[1] for f in feats] == [64, 128, 256, 512, 512]
+    assert not any(p.requires_grad for p in loaded.parameters())
+    del random_vgg
+
+
+# ---- data ---------------------------------------------------------------------------------------------------
+def test_every_tenth_pair_is_held_out(tmp_path):
+    make_pairs(tmp_path / "d", n=25)
+    train, held = find_pairs([tmp_path / "d"])
+    assert [p.ir.stem for p in held] == ["I00009", "I00019"]
+    assert len(train) == 23
+
+
+def test_kaist_layout_is_found_recursively(tmp_path):
+    make_pairs(tmp_path / "kaist" / "set00" / "V000", n=10)
+    make_pairs(tmp_path / "kaist" / "set01" / "V001", n=10)
+    train, held = find_pairs([tmp_path / "kaist"])
+    assert len(train) == 18 and len(held) == 2
+
+
+def test_data_errors_list_every_problem(tmp_path):
+    d = make_pairs(tmp_path / "d", n=4)
+    (d / "lwir" / "I00000.png").rename(d / "lwir" / "X.png")  # name mismatch both ways
+    cv2.imwrite(str(d / "visible" / "I00001.png"), np.zeros((10, 10, 3), np.uint8))  # size mismatch
+    (d / "lwir" / "I00002.png").write_bytes(b"not an image")  # unreadable
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError) as e:
+        find_pairs([d, tmp_path / "empty", tmp_path / "missing"])
+    msg = str(e.value)
+    assert "without a visible match" in msg and "without an lwir match" in msg
+    assert "sizes differ" in msg and "unreadable" in msg
+    assert "no lwir/ + visible/" in msg and "not a folder" in msg
+
+
+def test_cli_train_bad_data_is_one_clear_error(tmp_path):
+    (tmp_path / "nothing").mkdir()
+    r = CliRunner().invoke(main, ["train", str(tmp_path / "nothing"), "-o", str(tmp_path / "run")])
+    assert r.exit_code == 1 and "Traceback" not in r.output and "no lwir/ + visible/" in r.output
+
+
+def test_cli_train_without_vgg_weights_says_which_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    make_pairs(tmp_path / "d")
+    r = CliRunner().invoke(main, ["train", str(tmp_path / "d"), "-o", str(tmp_path / "run"), "--crop", "32"])
+    assert r.exit_code == 1 and "vgg19-dcbb9e9d.pth" in r.output and "Traceback" not in r.output
+
+
+# ---- the loop ------------------------------------------------------------------------------------------------
+def test_training_writes_checkpoints_log_and_samples(tmp_path):
+    data = make_pairs(tmp_path / "d", n=12)
+    cfg = tiny_config([data], tmp_path / "run", perceptual=True, vgg_random_init=True, checkpoint_every=1)
+    val = Trainer(cfg).fit()
+    run = tmp_path / "run"
+    assert {"state.pt", "best.pt", "epoch_0001.pt", "epoch_0002.pt", "log.jsonl"} <= {p.name for p in run.iterdir()}
+    assert (run / "samples" / "epoch_0002.png").exists()
+    ck = load_checkpoint(run / "best.pt")
+    m = ck.meta
+    assert m["losses"] == ["l1", "cos", "tvd", "gan", "cgan", "fm", "perceptual"]
+    assert m["train_size"] == {"short_side": 32} and m["precision"] == "fp32" and m["epochs_planned"] == 2
+    assert set(m["heldout"]["all"]) == {"psnr", "ssim", "rmse"} and "all" in m["heldout_ir_as_grey"]
+    assert m["data"][0]["train_pairs"] == 11 and m["data"][0]["heldout_pairs"] == 1
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["event"] == "epoch"] == [1, 2]
+    assert val["all"]["psnr"] > 0
+
+
+def test_loss_switches_are_recorded(tmp_path):
+    data = make_pairs(tmp_path / "d", n=12)
+    Trainer(tiny_config([data], tmp_path / "run", cos=False, tvd=False, epochs=1)).fit()
+    assert load_checkpoint(tmp_path / "run" / "best.pt").meta["losses"] == ["l1", "gan", "cgan", "fm"]
+
+
+def test_resume_continues_exactly(tmp_path):
+    """Stopping after 3 steps and resuming ends with the same weights as one uninterrupted run."""
+    data = make_pairs(tmp_path / "d", n=12)
+    torch.use_deterministic_algorithms(True)
+    try:
+        a = Trainer(tiny_config([data], tmp_path / "a"))
+        a.fit()
+        first = Trainer(tiny_config([data], tmp_path / "b", max_steps_this_run=3))
+        first.fit()
+        assert first.step_in_epoch == 3 and first.epoch == 0
+        b = Trainer(tiny_config([data], tmp_path / "b"), resume=True)
+        assert (b.epoch, b.step_in_epoch, b.global_step) == (0, 3, 3)
+        b.fit()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert b.global_step == a.global_step == 10
+    for k, v in a.G.state_dict().items():
+        torch.testing.assert_close(b.G.state_dict()[k], v, rtol=0, atol=1e-6, msg=k)
+    for k, v in a.opt_d.state_dict()["state"].items():
+        torch.testing.assert_close(b.opt_d.state_dict()["state"][k]["exp_avg"], v["exp_avg"], rtol=0, atol=1e-6)
+
+
+def test_resume_refuses_changed_settings(tmp_path):
+    data = make_pairs(tmp_path / "d", n=12)
+    Trainer(tiny_config([data], tmp_path / "a", max_steps_this_run=1)).fit()
+    with pytest.raises(ValueError, match="batch_size"):
+        Trainer(tiny_config([data], tmp_path / "a", batch_size=4), resume=True)
+
+
+def test_resnet9_ablation_trains(tmp_path):
+    data = make_pairs(tmp_path / "d", n=12)
+    Trainer(tiny_config([data], tmp_path / "run", generator="resnet9", generator_config={"width": 4}, epochs=1)).fit()
+    assert load_checkpoint(tmp_path / "run" / "best.pt").model.__class__.__name__ == "ResnetGenerator"
+
+
+def test_torchrun_two_cpu_processes(tmp_path):
+    data = make_pairs(tmp_path / "d", n=12)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "ir2vis_stream.train", str(data), "-o", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "2",
+           "--scale", "32", "--crop", "32", "--no-perceptual", "--device", "cpu", "--precision", "fp32",
+           "--workers", "0", "--quiet", "--generator", "resnet9"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    ck = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert ck.meta["world_size"] == 2 and ck.meta["batch_size"] == 4
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert sum(r["event"] == "start" for r in log) == 1  # rank 0 alone logs
+    assert [r["epoch"] for r in log if r["event"] == "epoch"] == [1]
