@@ -28,7 +28,7 @@ def load_default_model(checkpoint: str | os.PathLike | None):
 def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
         model: nn.Module | None = None, engine: str = "auto", device: str = "auto", precision: str = "auto",
         batch_size: int = 4, infer_size=None, fps: float | None = None, crf: int = 18, preset: str = "veryfast",
-        side_by_side: bool = False, overwrite: bool = False,
+        side_by_side: bool = False, overwrite: bool = False, max_frames: int | None = None,
         on_start: Callable[[object], None] | None = None, on_tick: Callable[[int], None] | None = None,
         pipeline_hook: Callable[[Pipeline], None] | None = None) -> RunResult:
     """Colourise ``input`` (video file or frame folder) into ``output`` (.mp4/.mkv/.mov or a PNG folder).
@@ -36,7 +36,7 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
     ``model`` (an nn.Module mapping (N,1,H,W) -> (N,3,H,W) in [-1, 1]) overrides ``checkpoint``;
     ``infer_size``: None (the checkpoint's training size), ``"native"``, or ``(W, H)``. Raises MediaError,
     CheckpointError or DeviceError with a one-line message; never leaves a partial output behind.
-    ``on_start(source_info)`` and ``on_tick(frames_done)`` feed a progress display; ``pipeline_hook``
+    ``on_start(source_info, expected_frames)`` and ``on_tick(frames_done)`` feed a progress display; ``pipeline_hook``
     receives the Pipeline before it starts (for ``request_stop``).
     """
     out_path, kind = check_output(output, overwrite)
@@ -51,7 +51,8 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
         raise MediaError("input and output are the same path")
     source = open_source(input, fps)
     try:
-        pipe = Pipeline(eng, infer_size=size_spec, batch_size=batch_size, side_by_side=side_by_side)
+        pipe = Pipeline(eng, infer_size=size_spec, batch_size=batch_size, side_by_side=side_by_side,
+                        max_frames=max_frames)
         info = source.info
         out_w, out_h = pipe.output_size(info.width, info.height)
         if kind == "video":
@@ -61,7 +62,7 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
         else:
             sink = FolderSink(out_path, overwrite=overwrite)
         if on_start is not None:
-            on_start(info)
+            on_start(info, min(info.frames, max_frames) if info.frames and max_frames else info.frames)
         if pipeline_hook is not None:
             pipeline_hook(pipe)
         keep = False

@@ -50,10 +50,11 @@ def main():
 @click.option("--crf", default=18, show_default=True, help="x264 quality (lower is better, 0 lossless).")
 @click.option("--preset", default="veryfast", show_default=True, help="x264 speed preset.")
 @click.option("--side-by-side", is_flag=True, help="Write IR | colourised side by side.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames (a preview).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def run_cmd(input, output, checkpoint, engine, device, precision, batch_size, infer_size, fps, crf, preset,
-            side_by_side, overwrite, quiet):
+            side_by_side, max_frames, overwrite, quiet):
     """Colourise INPUT (a video, or a folder of IR frames) into OUTPUT."""
     from .api import run
     from .media import MediaError
@@ -66,7 +67,7 @@ def run_cmd(input, output, checkpoint, engine, device, precision, batch_size, in
         with progress:
             result = run(input, output, checkpoint=checkpoint, engine=engine, device=device, precision=precision,
                          batch_size=batch_size, infer_size=_parse_size(infer_size, allow_native=True), fps=fps,
-                         crf=crf, preset=preset, side_by_side=side_by_side, overwrite=overwrite,
+                         crf=crf, preset=preset, side_by_side=side_by_side, overwrite=overwrite, max_frames=max_frames,
                          on_start=progress.start, on_tick=progress.update)
     except (MediaError, CheckpointError, DeviceError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

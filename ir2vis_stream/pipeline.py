@@ -113,11 +113,12 @@ class Pipeline:
     """One colourisation job over a source and a sink; reusable, not re-entrant.
 
     ``engine``: an ``Engine`` (or any callable with ``.device``); ``infer_size``: see ``resolve_infer_size``;
-    ``batch_size``: frames per engine call; ``queue_frames``: capacity of each queue in frames.
+    ``batch_size``: frames per engine call; ``queue_frames``: capacity of each queue in frames;
+    ``max_frames``: stop after this many frames (a preview of a long video).
     """
 
     def __init__(self, engine: Engine, *, infer_size=None, batch_size: int = 4, side_by_side: bool = False,
-                 queue_frames: int | None = None):
+                 queue_frames: int | None = None, max_frames: int | None = None):
         if batch_size < 1:
             raise ValueError("batch size must be at least 1")
         self.engine = engine
@@ -125,6 +126,7 @@ class Pipeline:
         self.batch_size = batch_size
         self.side_by_side = side_by_side
         self.queue_frames = queue_frames or 2 * batch_size + 2
+        self.max_frames = max_frames
         self._stop = threading.Event()  # graceful: stop reading input, finish what is in flight
         self._abort = threading.Event()  # hard: drop everything
         self._errors: list[BaseException] = []
@@ -173,7 +175,7 @@ class Pipeline:
         while not self._stop.is_set():
             with clock.timed():
                 frame: SourceFrame | None = next(it, None)
-                if frame is None:
+                if frame is None or (self.max_frames is not None and frame.index >= self.max_frames):
                     break
                 gray = to_gray8(frame.image, stretch)
                 small = resize(gray, *size)
@@ -267,5 +269,6 @@ class Pipeline:
             interrupted=self._stop.is_set(), truncated=bool(getattr(source, "truncated", False)),
             decode_error=getattr(source, "decode_error", None), infer_size=size,
             engine=self.engine.describe() if hasattr(self.engine, "describe") else type(self.engine).__name__,
-            expected_frames=info.frames, expected_frames_exact=info.frames_exact,
+            expected_frames=min(info.frames, self.max_frames or info.frames) if info.frames else self.max_frames,
+            expected_frames_exact=info.frames_exact,
         )

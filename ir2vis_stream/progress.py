@@ -27,12 +27,12 @@ class FrameProgress:
         if self.bar is not None:
             self.bar.__exit__(*exc)
 
-    def start(self, info) -> None:
+    def start(self, info, total: int | None = None) -> None:
         if self.bar is not None:
             import time
 
             self.t0 = time.perf_counter()
-            self.task = self.bar.add_task(self.description, total=info.frames, fps=0.0)
+            self.task = self.bar.add_task(self.description, total=total or info.frames, fps=0.0)
 
     def update(self, done: int) -> None:
         if self.bar is not None and self.task is not None:

@@ -241,3 +241,10 @@ def test_truncated_mp4_is_reported_as_ended_early(tmp_path, identity):
     result = irs.run(cut, tmp_path / "out.mp4", model=identity)
     assert result.ended_early
     assert 0 < result.frames < 40
+
+
+def test_max_frames_gives_a_preview(tmp_path, identity):
+    src = make_video(tmp_path / "in.mp4", frames=20)
+    result = irs.run(src, tmp_path / "o.mp4", model=identity, max_frames=6)
+    assert result.frames == len(read_video(tmp_path / "o.mp4")[0]) == 6
+    assert not result.ended_early
