@@ -107,5 +107,6 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def default_checkpoint_path() -> Path:
-    """The model bundled with the package (trained by ``ir2vis-stream train``; see README)."""
-    return Path(__file__).parent / "weights" / "default.pt"
+    """The default model: ``$IR2VIS_STREAM_CHECKPOINT`` if set, else the one bundled with the package."""
+    env = os.environ.get("IR2VIS_STREAM_CHECKPOINT")
+    return Path(env) if env else Path(__file__).parent / "weights" / "default.pt"
