@@ -10,16 +10,27 @@ Conventions (those of the paper's table and of scikit-image):
   (not sample) covariances, the SSIM map averaged over the window positions that lie wholly inside the
   image, then over channels. This equals ``skimage.metrics.structural_similarity(a, b, data_range=255,
   gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=...)``.
+- LPIPS (Zhang et al. 2018), ``LPIPSMetric``: the ``lpips`` package's v0.1 metric, AlexNet trunk by default
+  (``net="vgg"`` for VGG16), on the images mapped to [-1, 1], spatially averaged; lower is closer. Its
+  linear layers ship in the ``lpips`` wheel, but the ImageNet trunk is torchvision's, read from
+  ``$TORCH_HOME/hub/checkpoints/``; without that file ``LPIPSUnavailable`` says which file to put where,
+  and nothing is downloaded.
+- Flicker (temporal stability): mean absolute change between consecutive frames on the 8-bit scale;
+  ``flicker(output) / flicker(input)`` is the flicker ratio. ``FlickerMeter`` computes it frame by frame,
+  so a long video never has to be held in memory.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["rmse", "psnr", "ssim", "flicker", "image_metrics"]
+__all__ = ["rmse", "psnr", "ssim", "flicker", "image_metrics", "FlickerMeter", "LPIPSMetric", "LPIPSUnavailable",
+           "lpips_backbone_file"]
 
 _SSIM_SIGMA = 1.5
 _SSIM_RADIUS = 5  # skimage: int(truncate(3.5) * sigma + 0.5)
@@ -78,13 +89,95 @@ def image_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, torch
     return {"rmse": rmse(output, target), "psnr": psnr(output, target), "ssim": ssim(output, target)}
 
 
+class FlickerMeter:
+    """``flicker`` computed one frame at a time, over one or several sequences.
+
+    ``add(frame)`` takes a (C, H, W) frame (8-bit scale); ``new_sequence()`` makes the next frame start a new
+    sequence, so no change is counted across the cut. ``value`` is the mean absolute change over every pixel
+    of every pair of consecutive frames (NaN before the first pair).
+    """
+
+    def __init__(self):
+        self.previous: torch.Tensor | None = None
+        self.total = 0.0  # sum of |change| over all pixels of all pairs
+        self.count = 0  # number of pixel values summed
+
+    def add(self, frame: torch.Tensor) -> None:
+        f = frame.double()
+        if self.previous is not None:
+            if f.shape != self.previous.shape:
+                raise ValueError(f"frame of shape {tuple(f.shape)} follows one of {tuple(self.previous.shape)}")
+            self.total += (f - self.previous).abs().sum().item()
+            self.count += f.numel()
+        self.previous = f
+
+    def new_sequence(self) -> None:
+        self.previous = None
+
+    @property
+    def value(self) -> float:
+        return self.total / self.count if self.count else math.nan
+
+
 def flicker(frames: torch.Tensor) -> float:
     """Mean absolute change between consecutive frames (8-bit scale) of a (T, C, H, W) sequence.
 
     The flicker ratio of a colourised video is ``flicker(output) / flicker(input)``: 1 means the output
     changes as much as the input does from frame to frame, above 1 means it adds temporal noise.
     """
-    if frames.shape[0] < 2:
-        return math.nan
-    f = frames.double()
-    return (f[1:] - f[:-1]).abs().mean().item()
+    meter = FlickerMeter()
+    for frame in frames:
+        meter.add(frame)
+    return meter.value
+
+
+# ---- LPIPS ---------------------------------------------------------------------------------------------------
+LPIPS_NETS = ("alex", "vgg")
+
+
+class LPIPSUnavailable(Exception):
+    """LPIPS cannot be computed offline; the message names the file that fixes it and where it goes."""
+
+
+def _backbone_url(net: str) -> str:
+    from torchvision.models import AlexNet_Weights, VGG16_Weights
+
+    if net not in LPIPS_NETS:
+        raise ValueError(f"unknown LPIPS network {net!r}; use {' or '.join(LPIPS_NETS)}")
+    return (AlexNet_Weights if net == "alex" else VGG16_Weights).IMAGENET1K_V1.url
+
+
+def lpips_backbone_file(net: str = "alex") -> Path:
+    """Where torchvision reads the ImageNet trunk LPIPS ``net`` needs: ``$TORCH_HOME/hub/checkpoints/<file>``."""
+    url = _backbone_url(net)
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+class LPIPSMetric:
+    """LPIPS per image: ``metric(a, b)`` on (N, C, H, W) batches on the 8-bit scale (C = 3, or 1 for grey) -> (N,).
+
+    ``random_backbone=True`` uses a randomly initialised trunk with the real linear layers: numbers that
+    mean nothing, for tests on machines without the ImageNet file. Constructing never downloads anything:
+    with a pretrained trunk it first checks ``lpips_backbone_file(net)`` and raises ``LPIPSUnavailable``.
+    """
+
+    def __init__(self, net: str = "alex", device: str | torch.device = "cpu", random_backbone: bool = False):
+        backbone = lpips_backbone_file(net)
+        if not random_backbone and not backbone.is_file():
+            raise LPIPSUnavailable(f"LPIPS ({net}) needs torchvision's ImageNet weights {backbone.name} in "
+                                   f"{backbone.parent}/ (get it from {_backbone_url(net)}, or set TORCH_HOME)")
+        import lpips
+
+        with warnings.catch_warnings():  # lpips uses torchvision's deprecated ``pretrained=`` argument
+            warnings.simplefilter("ignore", UserWarning)
+            model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=random_backbone, verbose=False)
+        self.net = net
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+
+    @torch.no_grad()
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if a.shape != b.shape or a.dim() != 4:
+            raise ValueError(f"expected two (N, C, H, W) batches of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        a, b = (t.to(self.device, torch.float32).div(127.5).sub(1.0).expand(-1, 3, -1, -1) for t in (a, b))
+        return self.model(a, b).flatten().double().cpu()

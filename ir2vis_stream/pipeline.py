@@ -69,6 +69,7 @@ class RunResult:
     output: str = ""
     expected_frames: int | None = None
     expected_frames_exact: bool = False
+    latencies: list[float] | None = None  # per frame, seconds from decoded to written (``record_latency``)
 
     @property
     def ended_early(self) -> bool:
@@ -94,6 +95,24 @@ class _Work:
     time_base: Fraction
     small: np.ndarray  # (h, w) uint8 at inference size
     full: np.ndarray | None  # (H, W) uint8, kept only for side-by-side output
+    decoded_at: float  # perf_counter() when the decoder handed the frame over, for per-frame latency
+
+
+def batch_to_engine(smalls: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Grey uint8 frames at inference size -> the engine's input (N, 1, h, w) in [-1, 1] on ``device``.
+
+    On CUDA the host batch is pinned, so the copy is asynchronous and overlaps the previous batch's work.
+    """
+    host = torch.from_numpy(np.stack(smalls))
+    pin = device.type == "cuda"
+    if pin:
+        host = host.pin_memory()
+    return gray8_to_model(host.to(device, non_blocking=pin))
+
+
+def engine_to_rgb8(y: torch.Tensor) -> np.ndarray:
+    """The engine's output (N, 3, h, w) in [-1, 1] -> (N, h, w, 3) uint8 RGB on the host."""
+    return model_to_rgb8(y).cpu().numpy()
 
 
 def resolve_infer_size(spec, width: int, height: int, multiple: int = 8) -> tuple[int, int]:
@@ -114,11 +133,12 @@ class Pipeline:
 
     ``engine``: an ``Engine`` (or any callable with ``.device``); ``infer_size``: see ``resolve_infer_size``;
     ``batch_size``: frames per engine call; ``queue_frames``: capacity of each queue in frames;
-    ``max_frames``: stop after this many frames (a preview of a long video).
+    ``max_frames``: stop after this many frames (a preview of a long video); ``record_latency``: keep each
+    frame's time from decoded to written in ``RunResult.latencies`` (off by default: a live stream runs for hours).
     """
 
     def __init__(self, engine: Engine, *, infer_size=None, batch_size: int = 4, side_by_side: bool = False,
-                 queue_frames: int | None = None, max_frames: int | None = None):
+                 queue_frames: int | None = None, max_frames: int | None = None, record_latency: bool = False):
         if batch_size < 1:
             raise ValueError("batch size must be at least 1")
         self.engine = engine
@@ -127,6 +147,7 @@ class Pipeline:
         self.side_by_side = side_by_side
         self.queue_frames = queue_frames or 2 * batch_size + 2
         self.max_frames = max_frames
+        self.record_latency = record_latency
         self._stop = threading.Event()  # graceful: stop reading input, finish what is in flight
         self._abort = threading.Event()  # hard: drop everything
         self._errors: list[BaseException] = []
@@ -177,15 +198,16 @@ class Pipeline:
                 frame: SourceFrame | None = next(it, None)
                 if frame is None or (self.max_frames is not None and frame.index >= self.max_frames):
                     break
+                decoded_at = time.perf_counter()
                 gray = to_gray8(frame.image, stretch)
                 small = resize(gray, *size)
-                work = _Work(frame.index, frame.pts, frame.time_base, small, gray if self.side_by_side else None)
+                work = _Work(frame.index, frame.pts, frame.time_base, small, gray if self.side_by_side else None,
+                             decoded_at)
             self._put(q_out, work)
         self._put(q_out, _END)
 
     def _infer(self, q_in: queue.Queue, q_out: queue.Queue, clock: StageClock) -> None:
         device = self.engine.device
-        pin = device.type == "cuda"
         ended = False
         while not ended:
             batch: list[_Work] = []
@@ -198,16 +220,13 @@ class Pipeline:
             if not batch:
                 break
             with clock.timed():
-                host = torch.from_numpy(np.stack([w.small for w in batch]))
-                if pin:
-                    host = host.pin_memory()
-                x = gray8_to_model(host.to(device, non_blocking=pin))
-                rgb = model_to_rgb8(self.engine(x)).cpu().numpy()
+                rgb = engine_to_rgb8(self.engine(batch_to_engine([w.small for w in batch], device)))
             for w, out in zip(batch, rgb):
                 self._put(q_out, (w, out))
         self._put(q_out, _END)
 
-    def _encode(self, q_in: queue.Queue, sink, out_size: tuple[int, int], clock: StageClock) -> None:
+    def _encode(self, q_in: queue.Queue, sink, out_size: tuple[int, int], clock: StageClock,
+                latencies: list[float] | None) -> None:
         width, height = out_size
         while True:
             item = self._get(q_in)
@@ -220,6 +239,8 @@ class Pipeline:
                     ir = w.full if w.full.shape == (height, width) else resize(w.full, width, height)
                     rgb = np.concatenate([cv2.cvtColor(ir, cv2.COLOR_GRAY2RGB), rgb], axis=1)
                 sink.write(np.ascontiguousarray(rgb), w.pts, w.time_base)
+            if latencies is not None:
+                latencies.append(time.perf_counter() - w.decoded_at)
             self.done += 1
 
     # ---- the job ---------------------------------------------------------------------------------------------
@@ -234,10 +255,12 @@ class Pipeline:
         clocks = {"decode": StageClock(), "infer": StageClock(), "encode": StageClock()}
         q_frames: queue.Queue = queue.Queue(maxsize=self.queue_frames)
         q_results: queue.Queue = queue.Queue(maxsize=self.queue_frames)
+        latencies: list[float] | None = [] if self.record_latency else None
         threads = [
             self._stage("decode", self._decode, source, q_frames, size, clocks["decode"]),
             self._stage("infer", self._infer, q_frames, q_results, clocks["infer"]),
-            self._stage("encode", self._encode, q_results, sink, (info.width, info.height), clocks["encode"]),
+            self._stage("encode", self._encode, q_results, sink, (info.width, info.height), clocks["encode"],
+                        latencies),
         ]
         self.done = 0
         t0 = time.perf_counter()
@@ -270,5 +293,5 @@ class Pipeline:
             decode_error=getattr(source, "decode_error", None), infer_size=size,
             engine=self.engine.describe() if hasattr(self.engine, "describe") else type(self.engine).__name__,
             expected_frames=min(info.frames, self.max_frames or info.frames) if info.frames else self.max_frames,
-            expected_frames_exact=info.frames_exact,
+            expected_frames_exact=info.frames_exact, latencies=latencies,
         )

@@ -79,3 +79,10 @@ def test_flops_of_default_model_at_256():
 def test_unknown_generator_name():
     with pytest.raises(ValueError, match="unknown generator"):
         build_generator("unet")
+
+
+def test_initial_output_is_not_saturated():
+    """A deep residual stack must start near the identity, or tanh saturates and gradients vanish."""
+    torch.manual_seed(0)
+    y = MultiScaleGenerator().eval()(torch.rand(1, 1, 64, 96) * 2 - 1)
+    assert (y.abs() > 0.9).float().mean() < 0.01
