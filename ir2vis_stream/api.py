@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -25,10 +26,23 @@ def load_default_model(checkpoint: str | os.PathLike | None):
     return ckpt.model, ckpt.train_size
 
 
+def load_engine(checkpoint=None, model: nn.Module | None = None, engine: str = "auto", device: str = "auto",
+                precision: str = "auto", infer_size=None, **engine_options):
+    """(Engine, infer-size spec): ``model`` overrides ``checkpoint``; without an ``infer_size``, a checkpoint's
+    model runs at its training size and a given model at the frame's own size."""
+    dev = resolve_device(device)
+    if model is None:
+        model, train_size = load_default_model(checkpoint)
+        spec = infer_size if infer_size is not None else train_size
+    else:
+        spec = infer_size if infer_size is not None else "native"
+    return create_engine(engine, model, dev, precision, **engine_options), spec
+
+
 def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
         model: nn.Module | None = None, engine: str = "auto", device: str = "auto", precision: str = "auto",
         batch_size: int = 4, infer_size=None, fps: float | None = None, crf: int = 18, preset: str = "veryfast",
-        side_by_side: bool = False, overwrite: bool = False, max_frames: int | None = None,
+        side_by_side: bool = False, overwrite: bool = False, max_frames: int | None = None, rebuild: bool = False,
         on_start: Callable[[object], None] | None = None, on_tick: Callable[[int], None] | None = None,
         pipeline_hook: Callable[[Pipeline], None] | None = None) -> RunResult:
     """Colourise ``input`` (video file or frame folder) into ``output`` (.mp4/.mkv/.mov or a PNG folder).
@@ -40,17 +54,13 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
     receives the Pipeline before it starts (for ``request_stop``).
     """
     out_path, kind = check_output(output, overwrite)
-    dev = resolve_device(device)
-    if model is None:
-        model, train_size = load_default_model(checkpoint)
-        size_spec = infer_size if infer_size is not None else train_size
-    else:
-        size_spec = infer_size if infer_size is not None else "native"
-    eng = create_engine(engine, model, dev, precision)
     if Path(input).resolve() == out_path.resolve():
         raise MediaError("input and output are the same path")
+    resolve_device(device)  # a missing GPU is reported before anything slow happens
     source = open_source(input, fps)
     try:
+        eng, size_spec = load_engine(checkpoint, model, engine, device, precision, infer_size, rebuild=rebuild,
+                                     batch=batch_size, log=lambda msg: print(msg, file=sys.stderr))
         pipe = Pipeline(eng, infer_size=size_spec, batch_size=batch_size, side_by_side=side_by_side,
                         max_frames=max_frames)
         info = source.info
@@ -79,4 +89,4 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
     return result
 
 
-__all__ = ["run", "RunResult", "load_default_model"]
+__all__ = ["run", "RunResult", "load_default_model", "load_engine"]

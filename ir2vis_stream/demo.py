@@ -53,6 +53,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ir2vis_stream.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--input", help="a thermal video or frame folder (default: a synthetic clip)")
     ap.add_argument("--out", default="demo-out", help="folder for the results (default: demo-out)")
+    ap.add_argument("--engine", default="auto", help="inference engine (default: auto)")
     args = ap.parse_args(argv)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
     src = Path(args.input) if args.input else synthetic_thermal_clip(out_dir / "synthetic_thermal.mp4")
     out = out_dir / f"{src.stem}_colour.mp4"
     try:
-        result = run(src, out, side_by_side=True, overwrite=True)
+        result = run(src, out, side_by_side=True, overwrite=True, engine=args.engine)
     except (MediaError, CheckpointError, ValueError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
@@ -72,6 +73,8 @@ def main(argv=None) -> int:
     print(f"model: bundled generator, {m.get('epochs_done')} of {m.get('epochs_planned')} epochs, "
           f"held-out PSNR {m.get('heldout', {}).get('all', {}).get('psnr', float('nan')):.2f} dB")
     print(result.summary())
+    if result.engine_reason:
+        print(f"engine chosen because: {result.engine_reason}")
     print(f"result (IR | colourised, side by side): {out.resolve()}")
     return 0
 

@@ -56,6 +56,7 @@ __all__ = [
     "count_parameters",
     "GENERATORS",
     "generator_spec",
+    "pad_to_multiple",
 ]
 
 
@@ -185,7 +186,14 @@ class MultiScaleGenerator(nn.Module):
         self.size_multiple = c.size_multiple
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, (h, w) = _prepare_input(x, self.in_channels, self.size_multiple)
+        x, (h, w) = prepare_input(x, self.in_channels, self.size_multiple)
+        return self.forward_aligned(x)[:, :, :h, :w]
+
+    def forward_aligned(self, x: torch.Tensor) -> torch.Tensor:
+        """The network proper, for (N, in_channels, H, W) with H, W multiples of ``size_multiple``.
+
+        This is what engines export and compile: shape-independent, no padding or cropping.
+        """
         pyramid = [x]
         for _ in range(self.config.levels - 1):
             pyramid.append(F.avg_pool2d(pyramid[-1], 2))
@@ -193,7 +201,7 @@ class MultiScaleGenerator(nn.Module):
         for level, inp in zip(reversed(self.levels), reversed(pyramid)):
             feats, residual = level(inp, feats)
             image = residual if image is None else residual + F.interpolate(image, scale_factor=2.0, mode="nearest")
-        return torch.tanh(image)[:, :, :h, :w]
+        return torch.tanh(image)
 
 
 class ResnetGenerator(nn.Module):
@@ -225,8 +233,11 @@ class ResnetGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, (h, w) = _prepare_input(x, self.in_channels, self.size_multiple)
+        x, (h, w) = prepare_input(x, self.in_channels, self.size_multiple)
         return self.net(x)[:, :, :h, :w]
+
+    def forward_aligned(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
 
 
 class _ResnetBlock(nn.Module):
@@ -241,8 +252,11 @@ class _ResnetBlock(nn.Module):
         return x + self.body(x)
 
 
-def _prepare_input(x: torch.Tensor, in_channels: int, multiple: int):
-    """Average 3-channel grey to 1 channel when the model takes IR, and pad H, W up to ``multiple``."""
+def prepare_input(x: torch.Tensor, in_channels: int, multiple: int):
+    """Average 3-channel grey to 1 channel when the model takes IR, and pad H, W up to ``multiple``.
+
+    Returns the padded tensor and the original (H, W) to crop the output back to.
+    """
     if x.dim() != 4:
         raise ValueError(f"expected an (N, C, H, W) tensor, got shape {tuple(x.shape)}")
     if x.shape[1] != in_channels:
@@ -250,8 +264,13 @@ def _prepare_input(x: torch.Tensor, in_channels: int, multiple: int):
             x = x.mean(dim=1, keepdim=True)
         else:
             raise ValueError(f"expected {in_channels} input channel(s), got {x.shape[1]}")
+    return pad_to_multiple(x, multiple)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int):
+    """Replicate-pad H and W (bottom/right) to multiples of ``multiple``, and to at least two of them
+    (instance norm needs more than one pixel at the coarsest level); returns (padded, (H, W))."""
     h, w = x.shape[-2:]
-    # Sides become multiples of `multiple`, and at least two of them: instance norm needs > 1 pixel.
     ph, pw = max((-h) % multiple, 2 * multiple - h), max((-w) % multiple, 2 * multiple - w)
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")

@@ -66,6 +66,7 @@ class RunResult:
     decode_error: str | None = None
     infer_size: tuple[int, int] | None = None
     engine: str = ""
+    engine_reason: str = ""
     output: str = ""
     expected_frames: int | None = None
     expected_frames_exact: bool = False
@@ -292,6 +293,7 @@ class Pipeline:
             interrupted=self._stop.is_set(), truncated=bool(getattr(source, "truncated", False)),
             decode_error=getattr(source, "decode_error", None), infer_size=size,
             engine=self.engine.describe() if hasattr(self.engine, "describe") else type(self.engine).__name__,
+            engine_reason=getattr(self.engine, "reason", ""),
             expected_frames=min(info.frames, self.max_frames or info.frames) if info.frames else self.max_frames,
             expected_frames_exact=info.frames_exact, latencies=latencies,
         )

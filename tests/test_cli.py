@@ -13,7 +13,12 @@ from ir2vis_stream.cli import main
 
 
 def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    """Run the CLI in-process. ``run`` gets ``--engine torch``: these tests exercise the job and its errors;
+    the compiled and exported engines have their own tests (test_engines.py)."""
+    args = [str(a) for a in args]
+    if args[0] == "run" and "--engine" not in args:
+        args += ["--engine", "torch"]
+    return CliRunner().invoke(main, args, catch_exceptions=False)
 
 
 def assert_clean_failure(result, *fragments):

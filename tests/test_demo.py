@@ -6,7 +6,7 @@ from ir2vis_stream import demo
 
 def test_demo_on_synthetic_clip(tmp_path, tiny_checkpoint, monkeypatch, capsys):
     monkeypatch.setenv("IR2VIS_STREAM_CHECKPOINT", str(tiny_checkpoint))
-    assert demo.main(["--out", str(tmp_path / "demo")]) == 0
+    assert demo.main(["--out", str(tmp_path / "demo"), "--engine", "torch"]) == 0
     out = tmp_path / "demo" / "synthetic_thermal_colour.mp4"
     frames, *_ = read_video(out)
     assert len(frames) == 48 and frames[0].shape == (240, 640, 3)  # side by side

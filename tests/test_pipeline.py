@@ -135,7 +135,7 @@ def test_sizes_not_multiple_of_8_come_back_at_input_size(tmp_path, tiny_checkpoi
     w, h = size
     folder = make_folder(tmp_path / "odd", frames=2, width=w, height=h)
     out = tmp_path / "odd.mkv"
-    result = irs.run(folder, out, checkpoint=tiny_checkpoint, infer_size="native")
+    result = irs.run(folder, out, checkpoint=tiny_checkpoint, infer_size="native", engine="torch")
     frames, *_ = read_video(out)
     assert frames[0].shape == (h, w, 3)
     assert result.infer_size == (w, h)
@@ -143,9 +143,9 @@ def test_sizes_not_multiple_of_8_come_back_at_input_size(tmp_path, tiny_checkpoi
 
 def test_inference_runs_at_checkpoint_training_size(tmp_path, tiny_checkpoint):
     src = make_video(tmp_path / "in.mp4", frames=2, width=64, height=48)
-    result = irs.run(src, tmp_path / "o.mp4", checkpoint=tiny_checkpoint)  # short side 32
+    result = irs.run(src, tmp_path / "o.mp4", checkpoint=tiny_checkpoint, engine="torch")  # short side 32
     assert result.infer_size == (40, 32)  # 64x48 scaled to short side 32 -> 42.7 -> multiple of 8
-    result = irs.run(src, tmp_path / "o2.mp4", checkpoint=tiny_checkpoint, infer_size=(24, 16))
+    result = irs.run(src, tmp_path / "o2.mp4", checkpoint=tiny_checkpoint, infer_size=(24, 16), engine="torch")
     assert result.infer_size == (24, 16)
     assert read_video(tmp_path / "o2.mp4")[0][0].shape == (48, 64, 3)
 

@@ -60,3 +60,60 @@ class TorchEngine:
 
     def describe(self) -> str:
         return f"{self.name} {self.device} {self.precision}"
+
+
+class EngineUnavailable(RuntimeError):
+    """A backend that cannot run on this machine; the message says why (and create_engine may fall back)."""
+
+
+def cxx_compiler() -> str | None:
+    """The C++ compiler inductor would use on CPU, if there is one."""
+    import os
+    import shutil
+
+    for name in filter(None, (os.environ.get("CXX"), "g++", "c++", "clang++")):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class CompiledEngine(TorchEngine):
+    """``torch.compile`` (inductor) of the model's aligned forward, under the same precision rules.
+
+    Shapes are static: each (batch, H, W) compiles once; batches smaller than the largest seen are padded
+    up to it (the last batch of a video) rather than triggering a new compilation. On CUDA the graphs are
+    captured as CUDA graphs (``mode="reduce-overhead"``). Compiled kernels are cached on disk under the
+    user cache (``TORCHINDUCTOR_CACHE_DIR``, unless already set), so a second process starts much faster.
+    """
+
+    name = "compile"
+
+    def __init__(self, model: nn.Module, device: torch.device, precision: str = "auto"):
+        import os
+
+        from .cache import cache_root
+
+        device = torch.device(device)
+        if device.type == "cpu" and cxx_compiler() is None:
+            raise EngineUnavailable("torch.compile on the CPU needs a C++ compiler (g++ or clang++) and none was found")
+        super().__init__(model, device, precision)
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
+        mode = "reduce-overhead" if device.type == "cuda" else None
+        target = getattr(self.model, "forward_aligned", self.model)
+        self._fn = torch.compile(target, dynamic=False, mode=mode)
+        self._batch = 0
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        from ..model import pad_to_multiple
+
+        n = x.shape[0]
+        self._batch = max(self._batch, n)
+        if n < self._batch:
+            x = torch.cat([x, x[-1:].expand(self._batch - n, *x.shape[1:])])
+        x, (h, w) = pad_to_multiple(x, self.size_multiple)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            y = self._fn(x)
+        return y[:n, :, :h, :w].clone()  # clone: CUDA-graph outputs are overwritten by the next call

@@ -1,0 +1,294 @@
+"""Inference engines: parity with eager fp32, reduced precision judged on the picture, caches, auto rule.
+
+TensorRT cannot be installed where these tests run: its tests cover the logic that needs no TensorRT
+(cache keys, profiles, plan invalidation and rebuild, the fp16 ONNX with fp32 instance norms) and the
+clear error when it is missing. A backend that is not installed is skipped with the reason.
+"""
+
+import importlib.util
+import threading
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import GreyIdentity, tiny_generator
+from ir2vis_stream import metrics
+from ir2vis_stream.checkpoint import save_checkpoint
+from ir2vis_stream.cli import main
+from ir2vis_stream.engines import EngineUnavailable, auto_candidates, cache, create_engine
+from ir2vis_stream.engines import tensorrt_engine as trt_logic
+from ir2vis_stream.engines.onnx_export import check_onnx, export_onnx_bytes
+from ir2vis_stream.frames import model_to_rgb8
+from ir2vis_stream.hardware import cpu_has_fast_bf16
+from ir2vis_stream.model import GeneratorConfig, MultiScaleGenerator
+
+CPU = torch.device("cpu")
+needs_ort = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed")
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("IR2VIS_STREAM_CACHE", str(tmp_path / "cache"))
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+@pytest.fixture(scope="module")
+def trained_model():
+    """A small generator trained for a few hundred steps on image-like data, so its outputs are pictures,
+    not noise: reduced precision is judged on what a user would see."""
+    torch.manual_seed(0)
+    g = MultiScaleGenerator(GeneratorConfig(width=16, blocks=(1, 1, 2, 4)))
+    opt = torch.optim.Adam(g.parameters(), 2e-3)
+    for _ in range(80):
+        x = image_like(2, 48, 64, seed=int(torch.randint(0, 10**6, ())))
+        y = torch.cat([x, -x, x * 0.5], 1)  # a colour mapping of the IR image
+        loss = (g(x) - y).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return g.eval()
+
+
+def image_like(n: int, h: int, w: int, seed: int = 1) -> torch.Tensor:
+    """Smooth random images in [-1, 1] with edges: blurred noise plus a few bright blobs."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, h // 8 + 1, w // 8 + 1, generator=g)
+    x = torch.nn.functional.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
+    return (x.clamp(0, 1) * 2 - 1)
+
+
+def picture_diff(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    """(mean absolute difference in grey levels, PSNR in dB) of two generator outputs as 8-bit images."""
+    a8 = model_to_rgb8(a).permute(0, 3, 1, 2).float()
+    b8 = model_to_rgb8(b).permute(0, 3, 1, 2).float()
+    return (a8 - b8).abs().mean().item(), metrics.psnr(a8, b8).mean().item()
+
+
+# ---- fp32 parity: relative error <= 1e-4 against eager fp32 -------------------------------------------------
+SIZES = [(1, 32, 48), (3, 37, 51), (2, 64, 40)]
+
+
+@needs_ort
+def test_onnxruntime_fp32_parity(trained_model):
+    eng = create_engine("onnxruntime", trained_model, CPU, "fp32")
+    for n, h, w in SIZES:
+        x = torch.rand(n, 1, h, w) * 2 - 1
+        y = eng(x)
+        assert y.shape == (n, 3, h, w)
+        assert rel_err(y, trained_model(x).detach()) <= 1e-4
+
+
+def test_compile_fp32_parity_and_partial_batches(trained_model):
+    eng = create_engine("compile", trained_model, CPU, "fp32")
+    x = torch.rand(3, 1, 40, 56) * 2 - 1
+    assert rel_err(eng(x), trained_model(x).detach()) <= 1e-4
+    x1 = torch.rand(1, 1, 40, 56) * 2 - 1  # a smaller last batch is padded to the compiled batch
+    y1 = eng(x1)
+    assert y1.shape == (1, 3, 40, 56)
+    assert rel_err(y1, trained_model(x1).detach()) <= 1e-4
+
+
+def test_torch_fp32_is_the_model(trained_model):
+    eng = create_engine("torch", trained_model, CPU, "fp32")
+    x = torch.rand(2, 1, 37, 51) * 2 - 1
+    assert rel_err(eng(x), trained_model(x).detach()) <= 1e-6
+
+
+# ---- reduced precision: <= 1 grey level on average and >= 40 dB against fp32 ----------------------------------
+@pytest.mark.skipif(not cpu_has_fast_bf16(), reason="this CPU has no native bf16 (AMX/AVX512-BF16)")
+def test_torch_bf16_picture_matches_fp32(trained_model):
+    x = image_like(2, 64, 96, seed=7)
+    ref = create_engine("torch", trained_model, CPU, "fp32")(x)
+    mad, db = picture_diff(create_engine("torch", trained_model, CPU, "bf16")(x), ref)
+    assert mad <= 1.0 and db >= 40, (mad, db)
+
+
+@needs_ort
+def test_fp16_onnx_picture_matches_fp32(trained_model):
+    """The fp16 graph with fp32 instance norms (TensorRT 11's input), run by ONNX Runtime's CPU kernels."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(export_onnx_bytes(trained_model, fp16=True), providers=["CPUExecutionProvider"])
+    x = image_like(2, 64, 96, seed=3)
+    y = torch.from_numpy(sess.run(None, {"ir": x.half().numpy()})[0])
+    mad, db = picture_diff(y, trained_model(x).detach())
+    assert mad <= 1.0 and db >= 40, (mad, db)
+
+
+def test_fp16_onnx_keeps_instance_norm_in_fp32(trained_model):
+    proto = check_onnx(export_onnx_bytes(trained_model, fp16=True))
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    types = {v.name: v.type.tensor_type.elem_type for v in
+             list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)}
+    types.update({t.name: t.data_type for t in inferred.graph.initializer})
+    F32, F16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+    norms = [n for n in inferred.graph.node if n.op_type == "InstanceNormalization"]
+    convs = [n for n in inferred.graph.node if n.op_type == "Conv"]
+    assert norms and convs
+    assert all(types[i] == F32 for n in norms for i in n.input)  # data, scale and bias all fp32
+    assert all(types[n.input[0]] == F16 and types[n.input[1]] == F16 for n in convs)
+    assert types["ir"] == F16 and types["rgb"] == F16
+
+
+def test_export_has_dynamic_axes_and_native_ops(trained_model):
+    proto = check_onnx(export_onnx_bytes(trained_model))
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["batch", "", "height", "width"]
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"InstanceNormalization", "Sin", "ConvTranspose"} <= ops
+    assert proto.opset_import[0].version >= 17
+
+
+# ---- caches -------------------------------------------------------------------------------------------------
+def test_store_and_verify_detect_truncation_and_corruption(tmp_path):
+    p = tmp_path / "x.bin"
+    cache.store(p, b"hello world")
+    assert cache.load_verified(p) == b"hello world"
+    p.write_bytes(b"hello")  # truncated
+    assert cache.load_verified(p) is None
+    cache.store(p, b"hello world")
+    p.with_name("x.bin.sha256").write_text("0" * 64)  # mismatched checksum
+    assert cache.load_verified(p) is None
+
+
+def test_concurrent_writers_never_leave_a_broken_file(tmp_path):
+    p = tmp_path / "plan"
+    payloads = [bytes([i]) * 200_000 for i in range(8)]
+    threads = [threading.Thread(target=cache.atomic_write_bytes, args=(p, d)) for d in payloads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert p.read_bytes() in payloads
+    assert [q.name for q in tmp_path.iterdir()] == ["plan"]  # no temporary files left
+
+
+@needs_ort
+def test_corrupt_cached_onnx_is_rebuilt_not_crashed_on(trained_model, tmp_path):
+    create_engine("onnxruntime", trained_model, CPU, "fp32")
+    (entry,) = (cache.cache_root() / "onnx").glob("*.onnx")
+    entry.write_bytes(entry.read_bytes()[:1000])  # truncated by a crash, say
+    eng = create_engine("onnxruntime", trained_model, CPU, "fp32")
+    x = torch.rand(1, 1, 32, 32) * 2 - 1
+    assert rel_err(eng(x), trained_model(x).detach()) <= 1e-4
+    assert cache.load_verified(entry) is not None
+
+
+def test_model_fingerprint_follows_weights():
+    a, b = tiny_generator(0), tiny_generator(0)
+    assert cache.model_fingerprint(a) == cache.model_fingerprint(b)
+    with torch.no_grad():
+        next(b.parameters()).add_(1e-3)
+    assert cache.model_fingerprint(a) != cache.model_fingerprint(b)
+
+
+# ---- TensorRT logic (no TensorRT needed) -------------------------------------------------------------------
+def test_tensorrt_profile_pads_to_multiple_and_spans_batches():
+    p = trt_logic.profile_for(4, 1, 256, 341)
+    assert p.min == (1, 1, 256, 344) and p.opt == p.max == (4, 1, 256, 344)
+    assert p.covers((3, 1, 256, 344)) and not p.covers((5, 1, 256, 344)) and not p.covers((1, 1, 264, 344))
+    with pytest.raises(ValueError):
+        trt_logic.profile_for(0, 1, 8, 8)
+
+
+def test_tensorrt_plan_key_changes_with_every_input():
+    p = trt_logic.profile_for(4, 1, 256, 344)
+    base = dict(onnx_bytes=b"model", profile=p, precision="fp16", gpu_name="NVIDIA H100", trt_version="10.9.0")
+    k = trt_logic.plan_key(**base)
+    assert k == trt_logic.plan_key(**base)
+    for change in [dict(onnx_bytes=b"other"), dict(profile=trt_logic.profile_for(8, 1, 256, 344)),
+                   dict(precision="fp32"), dict(gpu_name="NVIDIA A100"), dict(trt_version="11.0.0")]:
+        assert trt_logic.plan_key(**{**base, **change}) != k, change
+
+
+def test_tensorrt_precision_goes_into_the_onnx_from_version_11():
+    assert trt_logic.onnx_precision_for("11.2.0", "fp16") is True
+    assert trt_logic.onnx_precision_for("10.9.0", "fp16") is False  # TensorRT 10: BuilderFlag.FP16
+    assert trt_logic.onnx_precision_for("11.2.0", "fp32") is False
+
+
+def test_plan_cache_builds_once_reuses_and_rebuilds_when_damaged_or_refused():
+    builds = []
+
+    def build():
+        builds.append(1)
+        return b"PLAN-v1"
+
+    def deserialize(data):
+        return ("engine", data) if data == b"PLAN-v1" else None  # TensorRT refuses anything else
+
+    e1 = trt_logic.load_or_build_plan("k1", build, deserialize)
+    e2 = trt_logic.load_or_build_plan("k1", build, deserialize)
+    assert e1 == e2 == ("engine", b"PLAN-v1") and len(builds) == 1
+    path = trt_logic.plan_path("k1")
+    path.write_bytes(b"PLAN")  # truncated: checksum mismatch
+    trt_logic.load_or_build_plan("k1", build, deserialize)
+    assert len(builds) == 2
+    cache.store(path, b"PLAN-from-another-tensorrt")  # whole but refused by deserialize
+    trt_logic.load_or_build_plan("k1", build, deserialize)
+    assert len(builds) == 3 and cache.load_verified(path) == b"PLAN-v1"
+    trt_logic.load_or_build_plan("k1", build, deserialize, rebuild=True)
+    assert len(builds) == 4
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+def test_tensorrt_missing_is_a_clear_error(trained_model):
+    with pytest.raises(EngineUnavailable, match="TensorRT is not installed"):
+        create_engine("tensorrt", trained_model, CPU)
+
+
+# ---- choosing ------------------------------------------------------------------------------------------------
+def test_auto_rule_on_this_machine(trained_model):
+    names = [c[0] for c in auto_candidates(CPU, trained_model)]
+    assert names[-1] == "torch"
+    if cpu_has_fast_bf16():
+        assert names[0] == "compile"
+    assert [c[0] for c in auto_candidates(CPU, GreyIdentity())] == ["torch"]
+    assert auto_candidates(torch.device("cuda"), trained_model)[-1][0] == "torch"
+
+
+def test_auto_skips_an_unavailable_backend_and_says_why(trained_model, monkeypatch):
+    import ir2vis_stream.engines.torch_engine as te
+
+    monkeypatch.setattr(te, "cxx_compiler", lambda: None)
+    with pytest.raises(EngineUnavailable, match="C\\+\\+ compiler"):
+        create_engine("compile", trained_model, CPU)
+    monkeypatch.setattr("ir2vis_stream.engines.cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr("ir2vis_stream.engines.cxx_compiler", lambda: "/usr/bin/g++")
+    eng = create_engine("auto", trained_model, CPU)
+    assert eng.name != "compile" and "C++ compiler" in eng.reason
+
+
+def test_unknown_engine_name(trained_model):
+    with pytest.raises(ValueError, match="unknown engine"):
+        create_engine("tvm", trained_model, CPU)
+
+
+# ---- export command -------------------------------------------------------------------------------------------
+@needs_ort
+def test_cli_export_onnx_runs_in_onnxruntime(tmp_path):
+    import onnxruntime as ort
+
+    ck = save_checkpoint(tmp_path / "g.pt", tiny_generator())
+    out = tmp_path / "g.onnx"
+    r = CliRunner().invoke(main, ["export", "-c", str(ck), "--format", "onnx", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    onnx.checker.check_model(onnx.load(str(out)))
+    y = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"ir": np.zeros((2, 1, 24, 32), np.float32)})[0]
+    assert y.shape == (2, 3, 24, 32)
+    r = CliRunner().invoke(main, ["export", "-c", str(ck), "-o", str(out)])
+    assert r.exit_code == 1 and "already exists" in r.output
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+def test_cli_export_tensorrt_without_tensorrt(tmp_path):
+    ck = save_checkpoint(tmp_path / "g.pt", tiny_generator())
+    r = CliRunner().invoke(main, ["export", "-c", str(ck), "--format", "tensorrt", "-o", str(tmp_path / "g.plan")])
+    assert r.exit_code == 1 and "Traceback" not in r.output and "TensorRT is not installed" in r.output
+    assert not (tmp_path / "g.plan").exists()
