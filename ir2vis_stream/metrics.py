@@ -27,9 +27,8 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-__all__ = ["rmse", "psnr", "ssim", "flicker", "image_metrics", "FlickerMeter", "LPIPSMetric", "LPIPSUnavailable",
+__all__ = ["rmse", "psnr", "ssim", "flicker", "flicker_ratio", "image_metrics", "FlickerMeter", "LPIPSMetric", "LPIPSUnavailable",
            "lpips_backbone_file"]
 
 _SSIM_SIGMA = 1.5
@@ -68,18 +67,23 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     size = 2 * _SSIM_RADIUS + 1
     if h < size or w < size:
         raise ValueError(f"SSIM needs images of at least {size}x{size}, got {w}x{h}")
-    g = _gaussian_window(a.device)
-    gx, gy = g.view(1, 1, 1, size), g.view(1, 1, size, 1)
+    g = _gaussian_window(a.device).tolist()
 
-    def blur(t):  # separable Gaussian, 'valid' region only
-        t = t.reshape(n * c, 1, *t.shape[-2:])
-        return F.conv2d(F.conv2d(t, gx), gy)
+    # Separable Gaussian over the 'valid' region, as weighted sums of shifted views accumulated in place:
+    # in float64 this is about 5x faster than conv2d, which has no fast float64 path on the CPU.
+    def blur(t):
+        for dim, length in ((-2, h - size + 1), (-1, w - size + 1)):
+            out = t.narrow(dim, 0, length) * g[0]
+            for k in range(1, size):
+                out.add_(t.narrow(dim, k, length), alpha=g[k])
+            t = out
+        return t
 
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a**2
-    var_b = blur(b * b) - mu_b**2
-    cov = blur(a * b) - mu_a * mu_b
+    mu_a, mu_b, e_aa, e_bb, e_ab = blur(torch.stack([a, b, a * a, b * b, a * b]))
+    var_a = e_aa - mu_a**2
+    var_b = e_bb - mu_b**2
+    cov = e_ab - mu_a * mu_b
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return s.reshape(n, c, -1).mean(dim=2).mean(dim=1)
 
@@ -117,6 +121,11 @@ class FlickerMeter:
     @property
     def value(self) -> float:
         return self.total / self.count if self.count else math.nan
+
+
+def flicker_ratio(output: FlickerMeter, input: FlickerMeter) -> float | None:
+    """``output.value / input.value``; None when the input never changes (or had fewer than two frames)."""
+    return output.value / input.value if input.count and input.total > 0 else None
 
 
 def flicker(frames: torch.Tensor) -> float:

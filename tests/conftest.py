@@ -105,6 +105,20 @@ def make_folder(path: Path, frames: int = 6, width: int = 40, height: int = 30, 
     return path
 
 
+def make_pairs(root: Path, n: int = 12, size=(48, 40), seed: int = 0) -> Path:
+    """lwir/ + visible/ pairs where the visible image is a colour mapping of the IR one."""
+    rng = np.random.default_rng(seed)
+    (root / "lwir").mkdir(parents=True)
+    (root / "visible").mkdir()
+    w, h = size
+    for i in range(n):
+        ir = cv2.GaussianBlur(rng.integers(0, 256, (h, w), dtype=np.uint8), (7, 7), 2)
+        vis = np.stack([ir, 255 - ir, ir // 2], axis=2)  # BGR on disk
+        cv2.imwrite(str(root / "lwir" / f"I{i:05d}.png"), ir)
+        cv2.imwrite(str(root / "visible" / f"I{i:05d}.png"), vis)
+    return root
+
+
 class GreyIdentity(nn.Module):
     """A 'generator' that returns its IR input as grey RGB, so output pixels can be checked exactly."""
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from conftest import make_pairs
 from ir2vis_stream.checkpoint import load_checkpoint
 from ir2vis_stream.cli import main
 from ir2vis_stream.train import DataError, TrainConfig, Trainer, find_pairs, lr_factor
@@ -25,20 +26,6 @@ from ir2vis_stream.train.discriminator import MultiScaleDiscriminator
 from ir2vis_stream.train.vgg import VGG19Features, VGGWeightsMissing, find_vgg19_weights
 
 TINY_G = {"width": 4, "blocks": [1, 1, 1, 1]}
-
-
-def make_pairs(root: Path, n: int = 12, size=(48, 40), seed: int = 0) -> Path:
-    """lwir/ + visible/ pairs where the visible image is a colour mapping of the IR one."""
-    rng = np.random.default_rng(seed)
-    (root / "lwir").mkdir(parents=True)
-    (root / "visible").mkdir()
-    w, h = size
-    for i in range(n):
-        ir = cv2.GaussianBlur(rng.integers(0, 256, (h, w), dtype=np.uint8), (7, 7), 2)
-        vis = np.stack([ir, 255 - ir, ir // 2], axis=2)  # BGR on disk
-        cv2.imwrite(str(root / "lwir" / f"I{i:05d}.png"), ir)
-        cv2.imwrite(str(root / "visible" / f"I{i:05d}.png"), vis)
-    return root
 
 
 def tiny_config(data, out, **kw) -> TrainConfig:

@@ -1,0 +1,352 @@
+"""bench and the metrics: metrics against scikit-image, flicker by hand, LPIPS offline, both reports, bad input.
+
+LPIPS is tested two ways without ImageNet weights: the n/a path (TORCH_HOME pointing at an empty folder),
+and a randomly initialised AlexNet trunk with the wheel's real linear layers, whose numbers test the
+plumbing, not perception. Any attempt to download is made to fail loudly.
+"""
+
+import csv
+import json
+import socket
+import struct
+import zlib
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
+
+from conftest import GreyIdentity, make_pairs, make_video, shared, tiny_generator
+from ir2vis_stream import metrics
+from ir2vis_stream.bench import BenchError, quality_on_pairs, quality_on_video, speed_benchmark
+from ir2vis_stream.bench.quality import BASELINE, is_frame_sequence
+from ir2vis_stream.checkpoint import save_checkpoint
+from ir2vis_stream.cli import main
+from ir2vis_stream.engines import TorchEngine
+from ir2vis_stream.media import FolderSink, VideoSource
+from ir2vis_stream.pipeline import Pipeline
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_clean_failure(result, *fragments):
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, result.output
+    for f in fragments:
+        assert f in result.output, result.output
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and where other processes compete for the cores torch's
+    OpenMP threads busy-wait for descheduled partners (many times slower); one thread keeps these tests quick."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Any download or network connection fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("attempted to use the network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture
+def no_imagenet(tmp_path, monkeypatch, offline):
+    """A torch hub cache without ImageNet weights."""
+    home = tmp_path / "torch_home"
+    home.mkdir()
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def two_checkpoints(tmp_path):
+    return [save_checkpoint(tmp_path / f"tiny{seed}.pt", tiny_generator(seed), {"train_size": {"short_side": 32}})
+            for seed in (0, 1)]
+
+
+# ---- metrics ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("channels,height,width", [(1, 48, 64), (3, 37, 23), (3, 11, 11), (1, 101, 57)])
+def test_metrics_match_scikit_image(channels, height, width):
+    rng = np.random.default_rng(channels * 1000 + height)
+    a = rng.integers(0, 256, (2, channels, height, width), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.normal(0, 25, a.shape), 0, 255).astype(np.uint8)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    got = metrics.image_metrics(ta, tb)
+    for i in range(2):
+        x, y = a[i].transpose(1, 2, 0).astype(np.float64), b[i].transpose(1, 2, 0).astype(np.float64)
+        assert got["rmse"][i].item() == pytest.approx(np.sqrt(mean_squared_error(x, y)), rel=1e-9)
+        assert got["psnr"][i].item() == pytest.approx(peak_signal_noise_ratio(x, y, data_range=255), rel=1e-9)
+        ref = structural_similarity(x, y, data_range=255, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, channel_axis=2)
+        assert got["ssim"][i].item() == pytest.approx(ref, abs=1e-9)
+
+
+def test_identical_images_are_perfect():
+    a = torch.randint(0, 256, (1, 3, 20, 30), dtype=torch.uint8)
+    m = metrics.image_metrics(a, a)
+    assert m["rmse"].item() == 0 and m["ssim"].item() == pytest.approx(1.0) and m["psnr"].item() > 140
+
+
+def test_flicker_by_hand_and_frame_by_frame():
+    frames = torch.zeros(4, 3, 5, 6)
+    frames[1] += 10  # changes: 10, 10, 0 -> mean 20 / 3
+    frames[2] += 0
+    assert metrics.flicker(frames) == pytest.approx(20 / 3)
+    assert metrics.flicker(torch.full((5, 1, 4, 4), 7.0)) == 0
+    assert np.isnan(metrics.flicker(frames[:1]))
+    meter = metrics.FlickerMeter()
+    for f in frames[:2]:
+        meter.add(f)
+    meter.new_sequence()  # the cut between the two sequences is no change
+    for f in (frames[1] + 100, frames[1] + 100):
+        meter.add(f)
+    assert meter.value == pytest.approx(10 / 2)
+
+
+def test_lpips_is_na_with_the_file_and_folder_that_fix_it(no_imagenet):
+    with pytest.raises(metrics.LPIPSUnavailable) as e:
+        metrics.LPIPSMetric("alex")
+    msg = str(e.value)
+    assert "alexnet-owt-7be5be79.pth" in msg and str(no_imagenet / "hub" / "checkpoints") in msg
+    with pytest.raises(metrics.LPIPSUnavailable, match="vgg16-397923af.pth"):
+        metrics.LPIPSMetric("vgg")
+
+
+def test_lpips_with_a_random_backbone_is_numeric_and_offline(no_imagenet):
+    lp = metrics.LPIPSMetric("alex", random_backbone=True)  # the wheel's linear layers, random AlexNet
+    rng = np.random.default_rng(0)
+    a = torch.from_numpy(rng.integers(0, 256, (2, 3, 64, 48), dtype=np.uint8))
+    b = torch.from_numpy(rng.integers(0, 256, (2, 3, 64, 48), dtype=np.uint8))
+    same, diff = lp(a, a), lp(a, b)
+    assert same.shape == (2,) and torch.all(same.abs() < 1e-6) and torch.all(diff > 0)
+    ga, gb = a[:, :1], b[:, :1]  # grey is compared as grey RGB
+    assert torch.allclose(lp(ga, gb), lp(ga.expand(-1, 3, -1, -1), gb.expand(-1, 3, -1, -1)))
+
+
+# ---- pipeline latency record --------------------------------------------------------------------------------
+def test_pipeline_records_per_frame_latency_only_when_asked(tmp_path):
+    clip = make_video(tmp_path / "in.mp4", frames=6)
+    for record in (False, True):
+        source, sink = VideoSource(clip), FolderSink(tmp_path / f"out{record}")
+        result = Pipeline(TorchEngine(GreyIdentity(), torch.device("cpu"), "fp32"), batch_size=4,
+                          record_latency=record).run(source, sink)
+        sink.close()
+        source.close()
+        if record:
+            assert len(result.latencies) == 6 and all(0 < t < result.seconds + 1e-3 for t in result.latencies)
+        else:
+            assert result.latencies is None
+
+
+# ---- bench speed ---------------------------------------------------------------------------------------------
+def test_bench_speed_stages_baseline_and_identity_flicker(tmp_path):
+    clip = make_video(tmp_path / "in.mp4", frames=9)
+    report = speed_benchmark(clip, model=GreyIdentity(), engines=("torch",), batch_sizes=(1, 4), frames=8,
+                             precision="fp32")
+    assert report.frames == 8 and report.input_size == (64, 48) and report.infer_size == (64, 48)
+    assert [r.batch_size for r in report.rows] == [1, 4]
+    for row in report.rows:
+        assert set(row.stage_fps) == {"decode", "preprocess", "inference", "postprocess", "encode"}
+        assert all(v > 0 for v in row.stage_fps.values()) and row.end_to_end_fps > 0
+        assert 0 < row.latency_ms.p50 <= row.latency_ms.p95 <= row.latency_ms.p99
+        assert row.peak_gpu_mib is None  # CPU
+        assert row.flicker_ratio == pytest.approx(1.0, abs=1e-6)  # an identity model adds no flicker
+        assert row.vs_naive == pytest.approx(row.end_to_end_fps / report.naive.fps)
+    assert report.naive.fps > 0
+
+
+def test_bench_speed_cli_writes_json_and_png(tmp_path, tiny_checkpoint):
+    clip = make_video(tmp_path / "in.mp4", frames=8)
+    out_json, out_png = tmp_path / "speed.json", tmp_path / "speed.png"
+    r = invoke("bench", "speed", clip, "-c", tiny_checkpoint, "--engine", "torch", "-b", "1,3", "--frames", 8,
+               "--json", out_json, "--plot", out_png)
+    assert r.exit_code == 0, r.output
+    for col in ("start s", "decode", "preproc", "infer", "postproc", "encode", "end to end", "x naive", "p50 ms", "p99 ms",
+                "GPU MiB", "flicker", "naive OpenCV loop"):
+        assert col in r.output
+    report = json.loads(out_json.read_text())
+    assert report["frames"] == 8 and report["infer_size"] == [40, 32]  # the checkpoint's short side 32
+    assert [row["batch_size"] for row in report["rows"]] == [1, 3]
+    row = report["rows"][0]
+    assert set(row["latency_ms"]) == {"p50", "p95", "p99"} and row["vs_naive"] > 0 and row["efficiency"] > 0
+    assert row["engine"].startswith("torch cpu") and row["startup_s"] > 0
+    assert report["naive"]["fps"] > 0 and report["machine"] and report["date"]
+    png = out_png.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    img = cv2.imread(str(out_png))
+    assert img is not None and img.shape[:2] == (height, width) and img.std() > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "speed.json", "speed.png", "tiny.pt"]
+
+
+def test_bench_speed_generates_a_clip_without_input(tmp_path, tiny_checkpoint):
+    report = speed_benchmark(None, checkpoint=tiny_checkpoint, engines=("torch",), frames=3, batch_sizes=(2,),
+                             naive=False)
+    assert report.input_size == (640, 480) and report.frames == 3 and report.naive is None
+    assert report.rows[0].vs_naive is None
+
+
+def test_bench_speed_bad_input_fails_cleanly_and_writes_nothing(tmp_path, tiny_checkpoint):
+    clip = make_video(tmp_path / "in.mp4", frames=4)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    out = tmp_path / "r.json"
+    assert_clean_failure(invoke("bench", "speed", clip, "-c", bad, "--json", out), "bad.pt")
+    assert_clean_failure(invoke("bench", "speed", tmp_path, "-c", tiny_checkpoint, "--json", out), "video file")
+    assert_clean_failure(invoke("bench", "speed", clip, "-c", tiny_checkpoint, "--engine", "warp"), "unknown engine")
+    assert_clean_failure(invoke("bench", "speed", clip, "-c", tiny_checkpoint, "--plot", tmp_path / "p.jpg"), ".png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt", "in.mp4", "tiny.pt"]
+
+
+# ---- bench quality -------------------------------------------------------------------------------------------
+def test_bench_quality_cli_two_checkpoints_baseline_csv_and_lpips_na(tmp_path, two_checkpoints, no_imagenet):
+    data = make_pairs(tmp_path / "d", n=5)
+    out_csv, out_json = tmp_path / "q.csv", tmp_path / "q.json"
+    args = ["bench", "quality", "--data", data, "--csv", out_csv, "--json", out_json]
+    for ck in two_checkpoints:
+        args += ["-c", ck]
+    r = invoke(*args)
+    assert r.exit_code == 0, r.output
+    assert "LPIPS n/a" in r.output and "alexnet-owt-7be5be79.pth" in r.output
+    rows = list(csv.DictReader(out_csv.open()))
+    assert len(rows) == 5 * 3 and list(rows[0]) == ["image", "model", "rmse", "psnr", "ssim", "lpips"]
+    assert [r["model"] for r in rows[:3]] == [BASELINE, str(two_checkpoints[0]), str(two_checkpoints[1])]
+    assert rows[0]["image"] == "lwir/I00000.png" and all(r["lpips"] == "" for r in rows)
+    summary = json.loads(out_json.read_text())
+    assert summary["lpips"]["available"] is False and "alexnet-owt-7be5be79.pth" in summary["lpips"]["note"]
+    models = {m["name"]: m for m in summary["models"]}
+    assert models[BASELINE]["images"] == 5 and models[BASELINE]["lpips"] is None
+    assert models[str(two_checkpoints[0])]["infer_size"] == "short side 32"
+    # averages are the means of the per-image rows; the two random models differ
+    for name, m in models.items():
+        assert m["psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in rows if r["model"] == name]), rel=1e-5)
+    assert models[str(two_checkpoints[0])]["psnr"] != models[str(two_checkpoints[1])]["psnr"]
+    # the IR baseline, computed here independently: grey IR in RGB against the visible image
+    ir = cv2.imread(str(data / "lwir" / "I00000.png"), cv2.IMREAD_GRAYSCALE)
+    vis = cv2.cvtColor(cv2.imread(str(data / "visible" / "I00000.png")), cv2.COLOR_BGR2RGB)
+    grey = np.repeat(ir[:, :, None], 3, axis=2).astype(np.float64)
+    assert float(rows[0]["psnr"]) == pytest.approx(peak_signal_noise_ratio(vis.astype(np.float64), grey, data_range=255), rel=1e-5)
+    # frames I00000..I00004 are a sequence: flicker is reported, and the baseline's is 1 by construction
+    assert models[BASELINE]["flicker_ratio"] == pytest.approx(1.0)
+    assert models[str(two_checkpoints[1])]["flicker_ratio"] > 0
+
+
+def test_bench_quality_lpips_with_random_backbone_and_heldout_split(tmp_path, tiny_checkpoint, no_imagenet):
+    data = make_pairs(tmp_path / "d", n=20)
+    report = quality_on_pairs(data, [tiny_checkpoint], split="heldout", lpips_random_backbone=True)
+    assert report.source["pairs"] == 2  # I00009 and I00019, the pairs training holds out
+    assert [r["image"] for r in report.per_image[::2]] == ["lwir/I00009.png", "lwir/I00019.png"]
+    assert report.lpips["available"] and all(m.lpips is not None and m.lpips >= 0 for m in report.models)
+    assert all(m.flicker_ratio is None for m in report.models)  # every 10th pair: not consecutive frames
+
+
+def test_bench_quality_kaist_layout_and_sequence_detection(tmp_path, tiny_checkpoint, no_imagenet):
+    make_pairs(tmp_path / "kaist" / "set00" / "V000", n=3)
+    make_pairs(tmp_path / "kaist" / "set01" / "V001", n=3, seed=1)
+    report = quality_on_pairs(tmp_path / "kaist", [tiny_checkpoint])
+    assert report.source["pairs"] == 6 and report.source["sequences_for_flicker"] == 2
+    assert report.per_image[0]["image"] == "set00/V000/lwir/I00000.png"
+    assert is_frame_sequence(["I00000", "I00001", "I00002"]) and is_frame_sequence(["c_0000", "c_0005", "c_0010"])
+    assert not is_frame_sequence(["FLIR_00006", "FLIR_00018", "FLIR_00060"]) and not is_frame_sequence(["a", "b", "c"])
+
+
+def make_video_pair(tmp_path, frames=4, size=(48, 32), ref_frames=None, ref_size=None):
+    """An IR clip and a 'visible' clip that is a fixed colour mapping of it, frame for frame."""
+    w, h = size
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.integers(0, 256, (h, w), dtype=np.uint8), (7, 7), 2)
+    irs = [np.roll(base, i, axis=1) for i in range(frames)]
+    paths = []
+    for name, imgs, fmt in (("ir.mp4", irs, "gray"),
+                            ("vis.mp4", [np.stack([f, 255 - f, f // 2], 2) for f in irs], "rgb24")):
+        if name == "vis.mp4":
+            imgs = imgs[:ref_frames] if ref_frames else imgs
+            if ref_size:
+                imgs = [cv2.resize(f, ref_size) for f in imgs]
+        path = tmp_path / name
+        with av.open(str(path), "w") as c:
+            s = c.add_stream("libx264", rate=10)
+            s.height, s.width = imgs[0].shape[:2]
+            s.pix_fmt, s.time_base = "yuv444p", Fraction(1, 10)
+            s.options = {"crf": "0", "preset": "ultrafast"}
+            for i, img in enumerate(imgs):
+                f = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=fmt)
+                f.pts = i
+                for p in s.encode(f):
+                    c.mux(p)
+            for p in s.encode(None):
+                c.mux(p)
+        paths.append(path)
+    return paths
+
+
+def test_bench_quality_on_a_registered_video_pair(tmp_path, tiny_checkpoint, no_imagenet):
+    ir, vis = make_video_pair(tmp_path)
+    report = quality_on_video(ir, vis, [tiny_checkpoint], csv_path=tmp_path / "v.csv")
+    assert report.source == {"kind": "video", "video": str(ir), "reference": str(vis), "frames": 4}
+    assert [r["image"] for r in report.per_image[::2]] == [f"ir.mp4#{i}" for i in range(4)]
+    base = report.models[0]
+    assert base.name == BASELINE and base.flicker_ratio == pytest.approx(1.0)
+    assert report.models[1].flicker_ratio > 0 and report.reference_flicker_ratio > 0
+    assert len(list(csv.DictReader((tmp_path / "v.csv").open()))) == 8
+    assert quality_on_video(ir, vis, [tiny_checkpoint], max_frames=2).source["frames"] == 2
+
+
+def test_bench_quality_bad_video_pairs(tmp_path, tiny_checkpoint):
+    ir, vis = make_video_pair(tmp_path, ref_frames=3)
+    with pytest.raises(BenchError, match="ends after 3 frames"):
+        quality_on_video(ir, vis, [tiny_checkpoint])
+    (tmp_path / "other").mkdir()
+    ir, vis = make_video_pair(tmp_path / "other", ref_size=(40, 30))
+    out = tmp_path / "other" / "q.json"
+    assert_clean_failure(invoke("bench", "quality", "--video", ir, "--reference", vis, "-c", tiny_checkpoint,
+                                "--json", out), "48x32", "40x30")
+    assert not out.exists()
+
+
+def test_bench_quality_bad_inputs_fail_cleanly_and_write_nothing(tmp_path, tiny_checkpoint):
+    out_csv, out_json = tmp_path / "out" / "q.csv", tmp_path / "out" / "q.json"
+    out_csv.parent.mkdir()
+    outputs = ["--csv", out_csv, "--json", out_json]
+    (tmp_path / "empty").mkdir()
+    assert_clean_failure(invoke("bench", "quality", "--data", tmp_path / "empty", "-c", tiny_checkpoint, *outputs),
+                         "no lwir/ + visible/")
+    d = make_pairs(tmp_path / "d", n=4)
+    cv2.imwrite(str(d / "visible" / "I00001.png"), np.zeros((10, 10, 3), np.uint8))
+    assert_clean_failure(invoke("bench", "quality", "--data", d, "-c", tiny_checkpoint, *outputs), "sizes differ")
+    (tmp_path / "lonely" / "lwir").mkdir(parents=True)
+    (tmp_path / "lonely" / "visible").mkdir()
+    assert_clean_failure(invoke("bench", "quality", "--data", tmp_path / "lonely", "-c", tiny_checkpoint, *outputs),
+                         "no image pairs")
+    good = make_pairs(tmp_path / "good", n=3)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00" * 100)
+    assert_clean_failure(invoke("bench", "quality", "--data", good, "-c", tiny_checkpoint, "-c", bad, *outputs), "bad.pt")
+    assert_clean_failure(invoke("bench", "quality", "--data", good, "-c", tiny_checkpoint, "--split", "heldout",
+                                *outputs), "no held-out pairs")
+    assert_clean_failure(invoke("bench", "quality", "--data", good, "-c", tiny_checkpoint, "--csv",
+                                tmp_path / "nowhere" / "q.csv"), "folder does not exist")
+    assert list(out_csv.parent.iterdir()) == []
+
+
+# ---- real data (skipped where absent) --------------------------------------------------------------------------
+def test_real_video_pair_first_frames(tiny_checkpoint, no_imagenet):
+    clips = shared("clips")
+    report = quality_on_video(clips / "m3svd_0111_1716_infrared.mp4", clips / "m3svd_0111_1716_visible.mp4",
+                              [tiny_checkpoint], max_frames=3)
+    assert report.source["frames"] == 3 and 0 < report.models[0].ssim < 1
