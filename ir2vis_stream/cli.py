@@ -10,6 +10,8 @@ import sys
 import click
 
 from .checkpoint import CheckpointError
+from .engines import ENGINES
+from .engines.torch_engine import EngineUnavailable
 from .hardware import DeviceError
 
 
@@ -28,10 +30,86 @@ def _parse_size(value: str | None, allow_native: bool = False):
     return (w, h)
 
 
+def _engine_options(f):
+    """--engine, --device, --precision and --rebuild, shared by every command that runs the model."""
+    opts = [
+        click.option("--engine", type=click.Choice(["auto", *ENGINES]), default="auto", show_default=True,
+                     help="Inference backend; auto picks by a fixed rule (README: Engines) and says why."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+                     show_default=True, help="auto: fp16 on CUDA, bf16 on CPUs with AMX/AVX512-BF16, else fp32."),
+        click.option("--rebuild", is_flag=True, help="Rebuild cached ONNX exports / TensorRT plans."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ir2vis-stream")
 def main():
     """Colourise thermal infrared (LWIR) video into visible-looking colour video."""
+
+
+# ---- live -----------------------------------------------------------------------------------------------
+@main.command("live")
+@click.option("--source", default="0", show_default=True,
+              help="Camera index, /dev/videoN, stream URL (rtsp://...), or a video file / frame folder.")
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="Record what is shown (.mp4/.mkv/.mov, H.264) with real timestamps.")
+@click.option("--serve", default=None, metavar="HOST:PORT",
+              help="Serve the view as MJPEG at http://HOST:PORT/ (HOST defaults to 127.0.0.1; port 0 picks one).")
+@click.option("--no-window", is_flag=True, help="Open no window (headless; record or serve instead).")
+@click.option("--no-overlay", is_flag=True, help="Do not draw the latency readout on the frames.")
+@click.option("--realtime", is_flag=True,
+              help="Play a file source at its own frame rate, like a camera (frames inference cannot keep up "
+                   "with are dropped); without it every frame of a file is shown.")
+@click.option("-c", "--checkpoint", type=click.Path(), default=None, help="Generator checkpoint [default: bundled model].")
+@_engine_options
+@click.option("--infer-size", default=None, help="WxH, or 'native' [default: the checkpoint's training size].")
+@click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Reconnect attempts when a camera or stream stops delivering.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after this many seconds.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after showing N frames.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing recording.")
+@click.option("-q", "--quiet", is_flag=True, help="No per-second readout or summary.")
+def live_cmd(source, output, serve, no_window, no_overlay, realtime, checkpoint, engine, device, precision, rebuild,
+             infer_size, retries, duration, max_frames, overwrite, quiet):
+    """Colourise a camera live: the newest frame wins, so the delay stays bounded. q or Ctrl-C stops."""
+    from .api import load_engine
+    from .live import NO_DISPLAY, LiveError, LiveSession, display_available, parse_serve_address
+    from .media import MediaError
+
+    try:
+        address = parse_serve_address(serve) if serve is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--serve") from None
+    window = not no_window
+    if window and not display_available():
+        if output is None and address is None:
+            raise click.ClickException(NO_DISPLAY)
+        click.echo("warning: no display available; continuing without a window (--no-window skips this check)", err=True)
+        window = False
+
+    def say(text: str) -> None:
+        click.echo(text, err=True)
+
+    try:
+        eng, size_spec = load_engine(checkpoint, engine=engine, device=device, precision=precision,
+                                     infer_size=_parse_size(infer_size, allow_native=True), rebuild=rebuild)
+        session = LiveSession(source, eng, infer_size=size_spec, output=output, overwrite=overwrite, serve=address,
+                              window=window, overlay=not no_overlay, realtime=realtime, retries=retries,
+                              on_tick=None if quiet else (lambda stats: say(stats.readout())), on_message=say)
+        stats = session.run(max_seconds=duration, max_frames=max_frames)
+    except (LiveError, MediaError, CheckpointError, DeviceError, EngineUnavailable, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("aborted before the first frame", err=True)
+        sys.exit(130)
+    if not quiet:
+        click.echo(stats.summary())
+    if stats.end == "source lost":
+        sys.exit(1)
 
 
 # ---- run ------------------------------------------------------------------------------------------------
@@ -40,10 +118,7 @@ def main():
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output video (.mp4/.mkv/.mov, H.264) or folder of PNG frames (a name without extension).")
 @click.option("-c", "--checkpoint", type=click.Path(), default=None, help="Generator checkpoint [default: bundled model].")
-@click.option("--engine", default="auto", show_default=True, help="Inference backend: auto or torch.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-              help="auto: fp16 on CUDA, bf16 on CPUs with AMX/AVX512-BF16, else fp32.")
+@_engine_options
 @click.option("-b", "--batch-size", default=4, show_default=True, help="Frames per inference call.")
 @click.option("--infer-size", default=None, help="WxH, or 'native' [default: the checkpoint's training size].")
 @click.option("--fps", type=float, default=None, help="Frame rate of a frame-folder input [default: 30].")
@@ -53,7 +128,7 @@ def main():
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames (a preview).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def run_cmd(input, output, checkpoint, engine, device, precision, batch_size, infer_size, fps, crf, preset,
+def run_cmd(input, output, checkpoint, engine, device, precision, rebuild, batch_size, infer_size, fps, crf, preset,
             side_by_side, max_frames, overwrite, quiet):
     """Colourise INPUT (a video, or a folder of IR frames) into OUTPUT."""
     from .api import run
@@ -68,8 +143,9 @@ def run_cmd(input, output, checkpoint, engine, device, precision, batch_size, in
             result = run(input, output, checkpoint=checkpoint, engine=engine, device=device, precision=precision,
                          batch_size=batch_size, infer_size=_parse_size(infer_size, allow_native=True), fps=fps,
                          crf=crf, preset=preset, side_by_side=side_by_side, overwrite=overwrite, max_frames=max_frames,
+                         rebuild=rebuild,
                          on_start=progress.start, on_tick=progress.update)
-    except (MediaError, CheckpointError, DeviceError, ValueError) as exc:
+    except (MediaError, CheckpointError, DeviceError, EngineUnavailable, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         click.echo("aborted; no output written", err=True)
@@ -81,6 +157,177 @@ def run_cmd(input, output, checkpoint, engine, device, precision, batch_size, in
         click.echo(f"interrupted: {output} holds the first {result.frames} frames", err=True)
     if not quiet:
         click.echo(result.summary())
+        if result.engine_reason and engine == "auto":
+            click.echo(f"engine {result.engine}: {result.engine_reason}")
+
+
+# ---- bench ----------------------------------------------------------------------------------------------
+def _split_list(values, convert=str, option: str = "") -> list:
+    """Repeated options, each possibly comma-separated (``-b 1,4 -b 8``), as one flat list."""
+    try:
+        return [convert(v.strip()) for value in values for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{', '.join(values)!r} is not a comma-separated list", param_hint=option) from None
+
+
+def _print_table(table, quiet: bool) -> None:
+    from rich.console import Console
+
+    if quiet:
+        return
+    console = Console()
+    (console if console.is_terminal else Console(width=200)).print(table)  # logs get the whole table
+
+
+def _bench_failure(exc: BaseException) -> click.ClickException:
+    return click.ClickException("; ".join(line.strip() for line in str(exc).splitlines() if line.strip()))
+
+
+@main.group("bench")
+def bench_group():
+    """Measure speed (fps, latency, memory) and image quality (RMSE, PSNR, SSIM, LPIPS, flicker)."""
+
+
+@bench_group.command("speed")
+@click.argument("input", required=False, type=click.Path())
+@click.option("-c", "--checkpoint", type=click.Path(), default=None,
+              help="Generator checkpoint [default: bundled model, else the default configuration with random weights].")
+@click.option("--engine", "engines", multiple=True, default=("auto",), show_default=True,
+              help="Engine(s) to measure; repeat or comma-separate (auto, torch, compile, onnxruntime, tensorrt).")
+@click.option("-b", "--batch-size", "batch_sizes", multiple=True, default=("4",), show_default=True,
+              help="Batch size(s); repeat or comma-separate, e.g. 1,4,8.")
+@click.option("--frames", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Frames to measure (also the length of the generated clip when INPUT is omitted).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True)
+@click.option("--infer-size", default=None, help="WxH, or 'native' [default: the checkpoint's training size].")
+@click.option("--crf", default=18, show_default=True, help="x264 quality, as in run.")
+@click.option("--preset", default="veryfast", show_default=True, help="x264 speed preset, as in run.")
+@click.option("--no-naive", is_flag=True, help="Skip the naive OpenCV loop baseline.")
+@click.option("--json", "json_path", type=click.Path(), default=None, help="Write the full report as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(), default=None, help="Write a bar chart (PNG) of the figures.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or table.")
+@click.option("-v", "--verbose", is_flag=True, help="Also show engine build messages and which files were written.")
+def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, precision, infer_size, crf, preset,
+                    no_naive, json_path, plot_path, quiet, verbose):
+    """Frames/s of each stage and end to end, latency p50/p95/p99, peak GPU memory, against a naive loop.
+
+    INPUT is a video file; without it a 640x480 thermal-looking clip is generated.
+    """
+    from .bench import BenchError, speed_benchmark
+    from .bench.speed import speed_table
+    from .media import MediaError
+    from .progress import FrameProgress
+
+    sizes = _split_list(batch_sizes, int, "--batch-size")
+    progress = FrameProgress(enabled=not quiet, description="bench speed")
+    try:
+        with progress:
+            report = speed_benchmark(input, checkpoint=checkpoint, engines=_split_list(engines), batch_sizes=sizes,
+                                     frames=frames, device=device, precision=precision,
+                                     infer_size=_parse_size(infer_size, allow_native=True), crf=crf, preset=preset,
+                                     naive=not no_naive, json_path=json_path, plot_path=plot_path,
+                                     on_start=lambda total: progress.start(None, total), on_tick=progress.update,
+                                     log=(lambda message: click.echo(message, err=True)) if verbose else None)
+    except (BenchError, MediaError, CheckpointError, DeviceError, EngineUnavailable, ValueError) as exc:
+        raise _bench_failure(exc) from None
+    except KeyboardInterrupt:
+        click.echo("aborted; no report written", err=True)
+        sys.exit(130)
+    _print_table(speed_table(report), quiet)
+    if verbose:
+        for kind, path in (("JSON", json_path), ("plot", plot_path)):
+            if path:
+                click.echo(f"{kind}: {path}")
+
+
+@bench_group.command("quality")
+@click.option("--data", multiple=True, type=click.Path(),
+              help="Paired folder(s): KAIST setXX/VYYY/{lwir,visible}/ or lwir/ + visible/; repeatable.")
+@click.option("--video", type=click.Path(), default=None, help="An IR video registered with --reference.")
+@click.option("--reference", type=click.Path(), default=None, help="The visible video matching --video frame for frame.")
+@click.option("-c", "--checkpoint", "checkpoints", multiple=True, type=click.Path(),
+              help="Checkpoint(s) to compare side by side; repeatable [default: bundled model].")
+@click.option("--split", type=click.Choice(["all", "heldout"]), default="all", show_default=True,
+              help="all pairs, or every 10th pair of each sequence (the pairs training holds out).")
+@click.option("--infer-size", default=None, help="WxH, or 'native' [default: each checkpoint's training size].")
+@click.option("--lpips-net", type=click.Choice(["alex", "vgg"]), default="alex", show_default=True,
+              help="LPIPS trunk network.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Video pairs: compare the first N frames.")
+@click.option("--engine", default="torch", show_default=True,
+              help="Inference backend; eager torch by default: compiled engines would recompile for every image size.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="fp32 by default, so the figures do not depend on the machine.")
+@click.option("--csv", "csv_path", type=click.Path(), default=None, help="Write per-image metrics as CSV.")
+@click.option("--json", "json_path", type=click.Path(), default=None, help="Write the summary as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or table.")
+@click.option("-v", "--verbose", is_flag=True, help="Also say which files were written.")
+def bench_quality_cmd(data, video, reference, checkpoints, split, infer_size, lpips_net, max_frames, engine, device,
+                      precision, csv_path, json_path, quiet, verbose):
+    """RMSE, PSNR, SSIM, LPIPS (and flicker on sequences) per checkpoint, beside the IR image as grey."""
+    from .bench import BenchError, quality_on_pairs, quality_on_video
+    from .bench.quality import quality_table
+    from .media import MediaError
+    from .progress import FrameProgress
+
+    if bool(data) == bool(video or reference):
+        raise click.UsageError("give either --data DIR or --video IR --reference VISIBLE")
+    if not data and not (video and reference):
+        raise click.UsageError("--video and --reference go together")
+    progress = FrameProgress(enabled=not quiet, description="bench quality")
+    common = dict(infer_size=_parse_size(infer_size, allow_native=True), engine=engine, device=device,
+                  precision=precision, lpips_net=lpips_net, csv_path=csv_path, json_path=json_path,
+                  on_start=lambda total: progress.start(None, total), on_tick=progress.update)
+    try:
+        with progress:
+            if data:
+                report = quality_on_pairs(list(data), list(checkpoints), split=split, **common)
+            else:
+                report = quality_on_video(video, reference, list(checkpoints), max_frames=max_frames, **common)
+    except (BenchError, MediaError, CheckpointError, DeviceError, EngineUnavailable, ValueError) as exc:
+        raise _bench_failure(exc) from None
+    except KeyboardInterrupt:
+        click.echo("aborted; no report written", err=True)
+        sys.exit(130)
+    _print_table(quality_table(report), quiet)
+    if verbose:
+        for kind, path in (("CSV", csv_path), ("JSON", json_path)):
+            if path:
+                click.echo(f"{kind}: {path}")
+
+
+# ---- export ---------------------------------------------------------------------------------------------
+@main.command("export")
+@click.option("-c", "--checkpoint", type=click.Path(), default=None, help="Generator checkpoint [default: bundled model].")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "tensorrt"]), default="onnx", show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(), help="The file to write (.onnx or .plan).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="fp16 keeps instance norm in fp32.")
+@click.option("--infer-size", default="352x256", show_default=True, help="TensorRT: the W x H the plan is built for.")
+@click.option("-b", "--batch-size", default=4, show_default=True, help="TensorRT: the largest batch of the plan.")
+@click.option("--device", default="cuda", show_default=True, help="TensorRT: the GPU to build for.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing file.")
+def export_cmd(checkpoint, fmt, output, precision, infer_size, batch_size, device, overwrite):
+    """Export the generator as ONNX (dynamic batch, height, width) or a TensorRT plan."""
+    from pathlib import Path
+
+    from .api import load_default_model
+    from .engines.export import export_model
+
+    out = Path(output)
+    if out.exists() and not overwrite:
+        raise click.ClickException(f"{out} already exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise click.ClickException(f"output folder does not exist: {out.parent}")
+    w, h = _parse_size(infer_size)
+    try:
+        model, _ = load_default_model(checkpoint)
+        export_model(model, fmt, out, precision, batch=batch_size, infer_hw=(h, w), device=device,
+                     log=lambda m: click.echo(m, err=True))
+    except (CheckpointError, EngineUnavailable, DeviceError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {out} ({fmt}, {precision})")
 
 
 # ---- train ----------------------------------------------------------------------------------------------
@@ -106,6 +353,8 @@ def _train_options(f):
                      help="auto: bf16 on CPUs with AMX/AVX512-BF16, fp16 on CUDA, else fp32."),
         click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile the networks."),
         click.option("--checkpoint-every", default=10, show_default=True, help="Keep a generator checkpoint every N epochs."),
+        click.option("--eval-every", default=1, show_default=True,
+                     help="Evaluate on the held-out pairs (and write a sample grid) every N epochs, and at the end."),
         click.option("--checkpoint-minutes", default=5.0, show_default=True, help="Save the resumable state this often."),
         click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped."),
         click.option("--seed", default=0, show_default=True),
@@ -119,7 +368,7 @@ def _train_options(f):
 
 
 def _train(data, out, generator, epochs, batch_size, scale, crop, resize, lr, no_cos, no_tvd, no_perceptual, vgg_weights,
-           device, precision, compile_, checkpoint_every, checkpoint_minutes, resume, seed, workers,
+           device, precision, compile_, checkpoint_every, eval_every, checkpoint_minutes, resume, seed, workers,
            max_epochs_this_run, quiet):
     from .train import DataError, TrainConfig, train
     from .train.vgg import VGGWeightsMissing
@@ -128,7 +377,8 @@ def _train(data, out, generator, epochs, batch_size, scale, crop, resize, lr, no
         cfg = TrainConfig(data=list(data), out=out, generator=generator, epochs=epochs, batch_size=batch_size,
                           scale=scale, crop=crop, resize=_parse_size(resize), lr=lr, cos=not no_cos, tvd=not no_tvd,
                           perceptual=not no_perceptual, vgg_weights=vgg_weights, device=device, precision=precision,
-                          compile=compile_, checkpoint_every=checkpoint_every, checkpoint_minutes=checkpoint_minutes,
+                          compile=compile_, checkpoint_every=checkpoint_every, eval_every=eval_every,
+                          checkpoint_minutes=checkpoint_minutes,
                           seed=seed, workers=workers, max_epochs_this_run=max_epochs_this_run, quiet=quiet)
         train(cfg, resume=resume)
     except (DataError, VGGWeightsMissing, DeviceError, CheckpointError, FileNotFoundError, ValueError) as exc:

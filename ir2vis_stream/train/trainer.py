@@ -68,6 +68,7 @@ class TrainConfig:
     precision: str = "auto"
     compile: bool = False
     checkpoint_every: int = 10  # epochs
+    eval_every: int = 1  # epochs between held-out evaluations (and sample grids); the last epoch always
     checkpoint_minutes: float = 5.0
     log_every: int = 10  # steps
     samples: int = 4
@@ -82,6 +83,8 @@ class TrainConfig:
             raise ValueError("epochs must be at least 1")
         if self.batch_size < 1:
             raise ValueError("batch size must be at least 1")
+        if self.eval_every < 1:
+            raise ValueError("eval_every must be at least 1")
         if self.resize is not None:
             self.resize = tuple(int(v) for v in self.resize)
 
@@ -361,10 +364,14 @@ class Trainer:
                     self.epoch += 1
                     self.step_in_epoch = 0
                     epochs_run += 1
-                    if self.is_main:
+                    evaluate = self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs
+                    if self.is_main and not evaluate:
+                        log.write({"event": "epoch", "epoch": self.epoch, "lr": lr,
+                                   "epoch_seconds": round(time.monotonic() - t_epoch, 1)})
+                    if self.is_main and evaluate:
+                        epoch_seconds = round(time.monotonic() - t_epoch, 1)
                         val = self.evaluate()
-                        summary = {"epoch": self.epoch, "lr": lr, "val": val,
-                                   "epoch_seconds": round(time.monotonic() - t_epoch, 1)}
+                        summary = {"epoch": self.epoch, "lr": lr, "val": val, "epoch_seconds": epoch_seconds}
                         self.history.append(summary)
                         log.write({"event": "epoch", **summary, "ir_as_grey": self.baseline})
                         progress.epoch_done(self.epoch, val)
