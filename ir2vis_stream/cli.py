@@ -337,6 +337,8 @@ def _train_options(f):
         click.option("-o", "--out", default="runs/train", show_default=True, help="Folder for checkpoints, log and samples."),
         click.option("--generator", type=click.Choice(["msp", "resnet9"]), default="msp", show_default=True,
                      help="msp: the paper's multi-scale generator; resnet9: pix2pix's (ablation)."),
+        click.option("--init", type=click.Path(), default=None,
+                     help="Start the generator from this checkpoint (fine-tuning); the discriminators start fresh."),
         click.option("--epochs", default=200, show_default=True, help="Total epochs: half constant lr, half linear decay."),
         click.option("--batch-size", default=4, show_default=True, help="Batch size per process."),
         click.option("--scale", default=256, show_default=True,
@@ -367,14 +369,14 @@ def _train_options(f):
     return f
 
 
-def _train(data, out, generator, epochs, batch_size, scale, crop, resize, lr, no_cos, no_tvd, no_perceptual, vgg_weights,
+def _train(data, out, generator, init, epochs, batch_size, scale, crop, resize, lr, no_cos, no_tvd, no_perceptual, vgg_weights,
            device, precision, compile_, checkpoint_every, eval_every, checkpoint_minutes, resume, seed, workers,
            max_epochs_this_run, quiet):
     from .train import DataError, TrainConfig, train
     from .train.vgg import VGGWeightsMissing
 
     try:
-        cfg = TrainConfig(data=list(data), out=out, generator=generator, epochs=epochs, batch_size=batch_size,
+        cfg = TrainConfig(data=list(data), out=out, generator=generator, init=init, epochs=epochs, batch_size=batch_size,
                           scale=scale, crop=crop, resize=_parse_size(resize), lr=lr, cos=not no_cos, tvd=not no_tvd,
                           perceptual=not no_perceptual, vgg_weights=vgg_weights, device=device, precision=precision,
                           compile=compile_, checkpoint_every=checkpoint_every, eval_every=eval_every,

@@ -224,6 +224,27 @@ def test_resume_refuses_changed_settings(tmp_path):
         Trainer(tiny_config([data], tmp_path / "a", batch_size=4), resume=True)
 
 
+def test_init_starts_from_a_checkpoint_and_records_it(tmp_path):
+    data = make_pairs(tmp_path / "d", n=12)
+    Trainer(tiny_config([data], tmp_path / "a", epochs=1)).fit()
+    start = load_checkpoint(tmp_path / "a" / "best.pt")
+    tuned = Trainer(tiny_config([data], tmp_path / "b", epochs=1, init=str(tmp_path / "a" / "best.pt"), seed=1))
+    for k, v in start.model.state_dict().items():
+        torch.testing.assert_close(tuned.G.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    tuned.fit()
+    meta = load_checkpoint(tmp_path / "b" / "best.pt").meta
+    assert meta["initialised_from"]["path"] == str(tmp_path / "a" / "best.pt")
+    assert meta["initialised_from"]["epochs_done"] == 1
+
+
+def test_init_refuses_another_architecture(tmp_path):
+    data = make_pairs(tmp_path / "d", n=12)
+    Trainer(tiny_config([data], tmp_path / "a", epochs=1)).fit()
+    with pytest.raises(ValueError, match="--init .* holds a msp generator"):
+        Trainer(tiny_config([data], tmp_path / "b", generator="resnet9", generator_config={"width": 4},
+                            init=str(tmp_path / "a" / "best.pt")))
+
+
 def test_resnet9_ablation_trains(tmp_path):
     data = make_pairs(tmp_path / "d", n=12)
     Trainer(tiny_config([data], tmp_path / "run", generator="resnet9", generator_config={"width": 4}, epochs=1)).fit()

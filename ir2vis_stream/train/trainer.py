@@ -31,10 +31,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .. import metrics
-from ..checkpoint import atomic_torch_save, save_checkpoint
+from ..checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 from ..frames import model_to_rgb8
 from ..hardware import autocast_dtype, resolve_device
-from ..model import build_generator, count_parameters
+from ..model import build_generator, count_parameters, generator_spec
 from . import losses as L
 from .data import AspectCrop, FixedResize, PairedImages, epoch_indices, find_pairs
 from .discriminator import MultiScaleDiscriminator
@@ -49,6 +49,7 @@ class TrainConfig:
     out: str = "runs/train"
     generator: str = "msp"
     generator_config: dict = field(default_factory=dict)  # e.g. {"width": 8, "blocks": [1, 1]} for tests
+    init: str | None = None  # generator checkpoint to start from (fine-tuning); D and C start fresh
     epochs: int = 200  # first half constant lr, second half linear decay
     batch_size: int = 4
     scale: int = 256  # short side the images are scaled to (and the default inference size)
@@ -132,7 +133,9 @@ class Trainer:
             raise ValueError(f"{len(self.train_set)} training pairs are fewer than one batch of {cfg.batch_size} per process")
 
         torch.manual_seed(cfg.seed)
-        self.G = build_generator(cfg.generator, **cfg.generator_config).to(self.device)
+        self.G = build_generator(cfg.generator, **cfg.generator_config)
+        self.init_meta = self._init_generator(cfg.init) if cfg.init else None
+        self.G.to(self.device)
         out_ch = 3
         self.D = MultiScaleDiscriminator(out_ch, cfg.num_d, n_layers=cfg.d_layers).to(self.device)
         self.C = MultiScaleDiscriminator(self.G.in_channels + out_ch, cfg.num_d, n_layers=cfg.d_layers).to(self.device)
@@ -169,6 +172,16 @@ class Trainer:
             if not self.distributed:
                 d_train, c_train = d, c
         self.g_run, self.d_run, self.c_run, self.d_train, self.c_train = g, d, c, d_train, c_train
+
+    def _init_generator(self, path: str) -> dict:
+        """Load G's weights from a release checkpoint of the same architecture; what to record about it."""
+        ck = load_checkpoint(path)
+        theirs, mine = generator_spec(ck.model), generator_spec(self.G)
+        if theirs != mine:
+            raise ValueError(f"--init {path} holds a {theirs['name']} generator with config {theirs['config']}; "
+                             f"this run trains {mine['name']} with config {mine['config']}")
+        self.G.load_state_dict(ck.model.state_dict())
+        return {"path": str(path), **{k: ck.meta.get(k) for k in ("epochs_done", "global_step", "batch_size", "heldout")}}
 
     # ---- one step ---------------------------------------------------------------------------------------
     def autocast(self):
@@ -300,6 +313,7 @@ class Trainer:
             "holdout": "every 10th pair of each sequence (natural sort order)",
             "losses": L.LossSwitches(cfg.cos, cfg.tvd, cfg.perceptual).names(),
             "lambdas": {"pixel": L.LAMBDA_PIXEL, "adversarial": L.LAMBDA_ADV, "feature": L.LAMBDA_FEAT},
+            "initialised_from": self.init_meta,
             "vgg": ("random-init (test only)" if cfg.vgg_random_init else "imagenet") if cfg.perceptual else None,
             "epochs_done": self.epoch, "epochs_planned": cfg.epochs, "global_step": self.global_step,
             "batch_size": cfg.batch_size * self.world, "scale": cfg.scale, "crop": cfg.crop, "resize": cfg.resize,

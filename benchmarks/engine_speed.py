@@ -1,0 +1,174 @@
+"""Inference speed of every engine path on this machine, and how close each gets to the hardware's floor.
+
+    python benchmarks/engine_speed.py                       # CPU: eager fp32/bf16, compile bf16, ONNX Runtime fp32
+    python benchmarks/engine_speed.py --device cuda --batches 1,8,32 --sizes 640x512 \
+        --paths torch:fp32,torch:fp16,torch:bf16,compile:fp16,onnxruntime:fp32
+
+For each path (engine:precision), size and batch: frames/s of the engine alone on a batch already on the
+device (one warm-up call, whose time is reported as ``startup_s``; then calls until ``--seconds`` have
+passed), and the ratio to eager fp32 at the same size and batch, measured in the same process.
+
+The floor: the default generator is 64-channel 3x3 convolutions plus element-wise work (instance norm,
+sine), so its fastest possible time is its FLOPs divided by the rate this device reaches on such a
+convolution (measured here, at the fast precision: bf16 on CPU, fp16 on CUDA), and, for eager execution on
+a GPU, its activation traffic divided by the memory bandwidth (every layer reads its input and writes its
+output; measured with a device copy). ``floor_x`` is a path's time per frame over the compute floor.
+
+Figures need an otherwise idle machine; the report records the load average. Nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+from torch import nn
+
+from ir2vis_stream.checkpoint import default_checkpoint_path, load_checkpoint
+from ir2vis_stream.engines import create_engine
+from ir2vis_stream.engines.torch_engine import EngineUnavailable
+from ir2vis_stream.model import build_generator, count_flops
+
+CPU_PATHS = "torch:fp32,torch:bf16,compile:bf16,onnxruntime:fp32"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_rate(fn, device: torch.device, seconds: float, min_calls: int = 2) -> float:
+    """Calls per second of ``fn`` (already warm), over at least ``seconds`` and ``min_calls`` calls."""
+    sync(device)
+    t0 = time.perf_counter()
+    calls = 0
+    while calls < min_calls or time.perf_counter() - t0 < seconds:
+        fn()
+        calls += 1
+    sync(device)
+    return calls / (time.perf_counter() - t0)
+
+
+def conv_peak(device: torch.device, dtype: torch.dtype, seconds: float) -> float:
+    """FLOP/s of a 64->64 3x3 convolution (the model's layer) at ``dtype``, channels_last."""
+    n, hw = (64, 256) if device.type == "cuda" else (8, 128)
+    conv = nn.Conv2d(64, 64, 3, padding=1).to(device, dtype).to(memory_format=torch.channels_last)
+    x = torch.randn(n, 64, hw, hw, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        conv(x)
+        rate = timed_rate(lambda: conv(x), device, seconds)
+    return rate * 2 * 64 * 64 * 9 * n * hw * hw
+
+
+def copy_bandwidth(device: torch.device, seconds: float) -> float:
+    """Bytes per second moved (read + write) by a large device-to-device copy."""
+    numel = (256 if device.type == "cuda" else 32) * 2**20
+    a, b = torch.empty(numel, device=device), torch.empty(numel, device=device)
+    b.copy_(a)
+    return timed_rate(lambda: b.copy_(a), device, seconds) * 2 * 4 * numel
+
+
+def activation_bytes(model: nn.Module, hw: tuple[int, int], bytes_per_value: int) -> int:
+    """Bytes every leaf module reads (inputs) and writes (outputs) in one forward pass of one frame."""
+    total = 0
+
+    def hook(_, inputs, output):
+        nonlocal total
+        tensors = [t for t in inputs if torch.is_tensor(t)] + ([output] if torch.is_tensor(output) else [])
+        total += sum(t.numel() for t in tensors) * bytes_per_value
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    with torch.inference_mode():
+        model(torch.zeros(1, 1, hw[1], hw[0], device=next(model.parameters()).device))
+    for h in handles:
+        h.remove()
+    return total
+
+
+def load_model(checkpoint: str | None) -> tuple[nn.Module, str]:
+    path = checkpoint or default_checkpoint_path()
+    if os.path.isfile(path):
+        return load_checkpoint(path).model, str(path)
+    return build_generator("msp").eval(), "default configuration, random weights (costs what a trained one costs)"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    w, h = text.lower().split("x")
+    return int(w), int(h)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--paths", default=CPU_PATHS, help="engine:precision,... (eager fp32 is always measured)")
+    ap.add_argument("--sizes", default="256x256,640x512")
+    ap.add_argument("--batches", default="1,4")
+    ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement")
+    ap.add_argument("--checkpoint", default=None, help="default: the bundled model, else random weights")
+    ap.add_argument("--json", default=None, help="write the report here")
+    args = ap.parse_args(argv)
+
+    device = torch.device(args.device)
+    model, model_desc = load_model(args.checkpoint)
+    paths = ["torch:fp32"] + [p for p in args.paths.split(",") if p and p != "torch:fp32"]
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    batches = [int(b) for b in args.batches.split(",")]
+    fast = torch.float16 if device.type == "cuda" else torch.bfloat16
+    peak = conv_peak(device, fast, args.seconds)
+    bandwidth = copy_bandwidth(device, args.seconds)
+    print(f"device {device}: 64->64 3x3 conv at {str(fast).split('.')[-1]} {peak / 1e12:.2f} TFLOP/s, "
+          f"copy {bandwidth / 1e9:.0f} GB/s; model: {model_desc}", flush=True)
+
+    rows = []
+    for name_prec in paths:
+        name, precision = name_prec.split(":")
+        try:
+            engine = create_engine(name, model, device, precision)
+        except (EngineUnavailable, ImportError, RuntimeError, ValueError) as exc:
+            print(f"{name_prec}: not available here ({str(exc).splitlines()[0][:160]})", flush=True)
+            rows.append({"path": name_prec, "available": False, "why": str(exc).splitlines()[0][:300]})
+            continue
+        for w, h in sizes:
+            flops = count_flops(model, h, w)
+            floor_s = flops / peak
+            traffic_s = activation_bytes(model, (w, h), 2) / bandwidth
+            for b in batches:
+                x = torch.rand(b, 1, h, w, device=device) * 2 - 1
+                try:
+                    t0 = time.perf_counter()
+                    engine(x)
+                    sync(device)
+                    startup = time.perf_counter() - t0
+                    fps = b * timed_rate(lambda: engine(x), device, args.seconds)
+                except (RuntimeError, MemoryError) as exc:  # e.g. out of memory at a large batch
+                    print(f"{name_prec} {w}x{h} b{b}: failed ({str(exc).splitlines()[0][:160]})", flush=True)
+                    continue
+                row = {"path": name_prec, "available": True, "size": f"{w}x{h}", "batch": b, "fps": fps,
+                       "ms_per_frame": 1000 / fps, "startup_s": startup, "gflop_per_frame": flops / 1e9,
+                       "compute_floor_ms": floor_s * 1000, "traffic_floor_ms": traffic_s * 1000,
+                       "floor_x": (1 / fps) / floor_s}
+                base = next((r for r in rows if r.get("path") == "torch:fp32" and r.get("size") == row["size"]
+                             and r.get("batch") == b), None)
+                row["vs_eager_fp32"] = fps / base["fps"] if base else 1.0
+                rows.append(row)
+                print(f"{name_prec:18s} {w}x{h} b{b:<3d} {fps:8.2f} frames/s  {1000 / fps:8.2f} ms/frame  "
+                      f"x{row['vs_eager_fp32']:.2f} vs eager fp32  {row['floor_x']:.1f}x the compute floor "
+                      f"({floor_s * 1000:.2f} ms; traffic {traffic_s * 1000:.2f} ms)  startup {startup:.1f} s",
+                      flush=True)
+        del engine
+    report = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+              else f"cpu, {torch.get_num_threads()} threads", "torch": torch.__version__,
+              "load_average": os.getloadavg()[0], "model": model_desc, "conv_peak_flops": peak,
+              "copy_bandwidth_bytes": bandwidth, "rows": rows, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
