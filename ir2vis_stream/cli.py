@@ -1,10 +1,13 @@
 """The command line: thin click commands over library calls (``ir2vis_stream.run``, ``train.train``, ...).
 
-Every expected failure becomes a ``click.ClickException``: one line, exit status 1, no traceback.
+Every expected failure becomes a ``click.ClickException``: one line, exit status 1, no traceback. Anything
+unexpected (a CUDA out-of-memory, a compiler failure, an unwritable folder) is caught once, at the top, and
+reported the same way; ``IR2VIS_STREAM_DEBUG=1`` lets its traceback through for a bug report.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -37,7 +40,7 @@ def _engine_options(f):
                      help="Inference backend; auto picks by a fixed rule (README: Engines) and says why."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
-                     show_default=True, help="auto: fp16 on CUDA, bf16 on CPUs with AMX/AVX512-BF16, else fp32."),
+                     show_default=True, help="auto: bf16 on CUDA GPUs that support it (else fp16), bf16 on CPUs with AMX/AVX512-BF16, else fp32."),
         click.option("--rebuild", is_flag=True, help="Rebuild cached ONNX exports / TensorRT plans."),
     ]
     for opt in reversed(opts):
@@ -45,10 +48,41 @@ def _engine_options(f):
     return f
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineErrors:
+    """Mixin for click commands and groups: an unexpected exception becomes one line and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get("IR2VIS_STREAM_DEBUG"):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise click.ClickException(f"{type(exc).__name__}: {first} (IR2VIS_STREAM_DEBUG=1 shows the traceback)") from None
+
+
+class _Group(_OneLineErrors, click.Group):
+    pass
+
+
+class _Command(_OneLineErrors, click.Command):
+    pass
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ir2vis-stream")
 def main():
     """Colourise thermal infrared (LWIR) video into visible-looking colour video."""
+    _one_line_warnings()
+
+
+def _one_line_warnings() -> None:
+    """The library's warnings (``warnings.warn``) as ``warning: ...`` lines, without file and line number."""
+    import warnings
+
+    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
 
 
 # ---- live -----------------------------------------------------------------------------------------------
@@ -350,9 +384,13 @@ def _train_options(f):
         click.option("--no-tvd", is_flag=True, help="Drop the TVD loss (Table 3 ablation)."),
         click.option("--no-perceptual", is_flag=True, help="Drop the VGG19 perceptual loss (no ImageNet weights needed)."),
         click.option("--vgg-weights", type=click.Path(), default=None, help="Path of vgg19-dcbb9e9d.pth."),
+        click.option("--d-scales", default=2, show_default=True, type=click.IntRange(min=1),
+                     help="Scales of each multi-scale PatchGAN discriminator (pix2pixHD: 2)."),
+        click.option("--d-layers", default=3, show_default=True, type=click.IntRange(min=1),
+                     help="Strided conv layers per discriminator scale (3: 5 conv layers in all, pix2pixHD)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-                     help="auto: bf16 on CPUs with AMX/AVX512-BF16, fp16 on CUDA, else fp32."),
+                     help="auto: bf16 on CPUs with AMX/AVX512-BF16 and on CUDA GPUs that support it (else fp16 with loss scaling), else fp32."),
         click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile the networks."),
         click.option("--checkpoint-every", default=10, show_default=True, help="Keep a generator checkpoint every N epochs."),
         click.option("--eval-every", default=1, show_default=True,
@@ -370,7 +408,7 @@ def _train_options(f):
 
 
 def _train(data, out, generator, init, epochs, batch_size, scale, crop, resize, lr, no_cos, no_tvd, no_perceptual, vgg_weights,
-           device, precision, compile_, checkpoint_every, eval_every, checkpoint_minutes, resume, seed, workers,
+           d_scales, d_layers, device, precision, compile_, checkpoint_every, eval_every, checkpoint_minutes, resume, seed, workers,
            max_epochs_this_run, quiet):
     from .train import DataError, TrainConfig, train
     from .train.vgg import VGGWeightsMissing
@@ -378,7 +416,7 @@ def _train(data, out, generator, init, epochs, batch_size, scale, crop, resize, 
     try:
         cfg = TrainConfig(data=list(data), out=out, generator=generator, init=init, epochs=epochs, batch_size=batch_size,
                           scale=scale, crop=crop, resize=_parse_size(resize), lr=lr, cos=not no_cos, tvd=not no_tvd,
-                          perceptual=not no_perceptual, vgg_weights=vgg_weights, device=device, precision=precision,
+                          perceptual=not no_perceptual, vgg_weights=vgg_weights, num_d=d_scales, d_layers=d_layers, device=device, precision=precision,
                           compile=compile_, checkpoint_every=checkpoint_every, eval_every=eval_every,
                           checkpoint_minutes=checkpoint_minutes,
                           seed=seed, workers=workers, max_epochs_this_run=max_epochs_this_run, quiet=quiet)
@@ -397,10 +435,11 @@ def train_cmd(**kwargs):
     _train(**kwargs)
 
 
-@click.command()
+@click.command(cls=_Command)
 @_train_options
 def train_command(**kwargs):
     """Train the generator (entry point for torchrun: python -m ir2vis_stream.train)."""
+    _one_line_warnings()
     _train(**kwargs)
 
 

@@ -15,6 +15,8 @@ import numpy as np
 
 from .api import run
 from .checkpoint import CheckpointError, default_checkpoint_path, load_checkpoint
+from .engines import EngineUnavailable
+from .hardware import DeviceError
 from .media import MediaError
 
 
@@ -66,7 +68,7 @@ def main(argv=None) -> int:
     out = out_dir / f"{src.stem}_colour.mp4"
     try:
         result = run(src, out, side_by_side=True, overwrite=True, engine=args.engine)
-    except (MediaError, CheckpointError, ValueError) as exc:
+    except (MediaError, CheckpointError, DeviceError, EngineUnavailable, ValueError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
     m = ckpt.meta

@@ -169,3 +169,30 @@ def test_real_process_exit_status_and_stderr(tmp_path):
     assert p.returncode == 1
     assert "Traceback" not in p.stderr
     assert p.stderr.strip().startswith("Error:") and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_unexpected_error_is_one_line_not_a_traceback(tmp_path, tiny_checkpoint, monkeypatch):
+    """Anything a command did not foresee (CUDA out of memory, a compiler crash) still ends in one line."""
+    import ir2vis_stream.api
+
+    def exploding_run(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+
+    monkeypatch.setattr(ir2vis_stream.api, "run", exploding_run)
+    monkeypatch.delenv("IR2VIS_STREAM_DEBUG", raising=False)
+    r = CliRunner().invoke(main, ["run", str(make_video(tmp_path / "in.mp4")), "-o", str(tmp_path / "out.mp4"),
+                                  "-c", str(tiny_checkpoint)])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.output.strip().splitlines() == [
+        "Error: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB (IR2VIS_STREAM_DEBUG=1 shows the traceback)"]
+    monkeypatch.setenv("IR2VIS_STREAM_DEBUG", "1")
+    r = CliRunner().invoke(main, ["run", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "out.mp4"), "-c", str(tiny_checkpoint)])
+    assert isinstance(r.exception, RuntimeError)
+
+
+def test_library_warnings_are_one_line(tmp_path, tiny_checkpoint):
+    p = subprocess.run([sys.executable, "-m", "ir2vis_stream.cli", "run", str(make_video(tmp_path / "in.mp4")), "-o",
+                        str(tmp_path / "out.mp4"), "-c", str(tiny_checkpoint), "--fps", "25", "-q", "--engine", "torch"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.strip() == "warning: --fps applies to frame folders; a video keeps its own timestamps"
