@@ -69,6 +69,6 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
         return torch.float16
     if precision != "auto":
         raise DeviceError(f"unknown precision {precision!r}; use auto, fp32, bf16 or fp16")
-    if device.type == "cuda":
-        return torch.float16
+    if device.type == "cuda":  # bf16 needs no loss scaling and was faster than fp16 on an H200 (README)
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_has_fast_bf16() else None

@@ -94,6 +94,29 @@ def test_compile_fp32_parity_and_partial_batches(trained_model):
     assert rel_err(y1, trained_model(x1).detach()) <= 1e-4
 
 
+def test_compile_failure_falls_back_to_eager_with_a_warning(trained_model, monkeypatch):
+    def broken_compile(fn, **kwargs):
+        def compiled(x):
+            raise RuntimeError("inductor: no working C++ compiler\nlong details")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    eng = create_engine("compile", trained_model, CPU, "fp32")
+    x = torch.rand(2, 1, 40, 56) * 2 - 1
+    with pytest.warns(UserWarning, match="torch.compile failed .*no working C\\+\\+ compiler.*running eager"):
+        y = eng(x)
+    assert rel_err(y, trained_model(x).detach()) <= 1e-6 and eng.name == "torch"
+    assert rel_err(eng(x), trained_model(x).detach()) <= 1e-6  # and stays eager, without warning again
+
+
+def test_onnx_paths_say_which_extra_is_missing(trained_model, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real_find_spec(name, *a))
+    with pytest.raises(EngineUnavailable, match="pip install 'ir2vis-stream\\[onnx\\]'"):
+        export_onnx_bytes(trained_model)
+    assert "onnxruntime" not in [c[0] for c in auto_candidates(CPU, trained_model)]
+
+
 def test_torch_fp32_is_the_model(trained_model):
     eng = create_engine("torch", trained_model, CPU, "fp32")
     x = torch.rand(2, 1, 37, 51) * 2 - 1

@@ -13,13 +13,20 @@ are strongly typed, takes the precision of every layer from the ONNX graph itsel
 from __future__ import annotations
 
 import copy
+import importlib.util
 import io
 import warnings
 
 import torch
 from torch import nn
 
-from .torch_engine import Fp32InstanceNorm, keep_norms_fp32
+from .torch_engine import EngineUnavailable, Fp32InstanceNorm, keep_norms_fp32
+
+
+def require_onnx() -> None:
+    """ONNX export and its check need the ``onnx`` package (the ``[onnx]`` extra); say so plainly."""
+    if importlib.util.find_spec("onnx") is None:
+        raise EngineUnavailable("ONNX export needs the onnx package: pip install 'ir2vis-stream[onnx]'")
 
 OPSET = 17
 INPUT, OUTPUT = "ir", "rgb"
@@ -36,6 +43,7 @@ class _Aligned(nn.Module):
 
 def export_onnx_bytes(model: nn.Module, fp16: bool = False, opset: int = OPSET, sample_hw: tuple[int, int] = (64, 64)) -> bytes:
     """The serialised ONNX model of ``model`` (fp32, or fp16 with fp32 instance norms)."""
+    require_onnx()
     m = copy.deepcopy(model).eval().float()
     dtype = torch.float32
     if fp16:

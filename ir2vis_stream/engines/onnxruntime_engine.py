@@ -69,6 +69,7 @@ class OnnxRuntimeEngine:
             binding = self.session.io_binding()
             binding.bind_input(INPUT, "cuda", self.device.index or 0, _np_dtype(self._dtype), tuple(x.shape), x.data_ptr())
             binding.bind_output(OUTPUT, "cuda", self.device.index or 0, _np_dtype(self._dtype), tuple(y.shape), y.data_ptr())
+            torch.cuda.current_stream(self.device).synchronize()  # x is written on torch's stream, ORT reads on its own
             self.session.run_with_iobinding(binding)
         else:
             y = torch.from_numpy(self.session.run([OUTPUT], {INPUT: x.numpy()})[0])

@@ -101,8 +101,10 @@ class CompiledEngine(TorchEngine):
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
         mode = "reduce-overhead" if device.type == "cuda" else None
         target = getattr(self.model, "forward_aligned", self.model)
+        self._eager = target
         self._fn = torch.compile(target, dynamic=False, mode=mode)
         self._batch = 0
+        self._built = False  # compilation happens on the first call; if it fails there, run eager instead
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,5 +117,21 @@ class CompiledEngine(TorchEngine):
         x, (h, w) = pad_to_multiple(x, self.size_multiple)
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-            y = self._fn(x)
+            y = self._run(x)
         return y[:n, :, :h, :w].clone()  # clone: CUDA-graph outputs are overwritten by the next call
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        if self._built:
+            return self._fn(x)
+        try:
+            y = self._fn(x)
+        except Exception as exc:  # inductor/compiler failures come in many types; eager still works
+            import warnings
+
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            warnings.warn(f"torch.compile failed ({type(exc).__name__}: {reason}); running eager instead")
+            self._fn = self._eager
+            self.name = "torch"
+            y = self._fn(x)
+        self._built = True
+        return y
