@@ -189,6 +189,16 @@ def test_training_writes_checkpoints_log_and_samples(tmp_path):
     assert val["all"]["psnr"] > 0
 
 
+def test_epoch_checkpoints_are_kept_between_evaluations(tmp_path):
+    data = make_pairs(tmp_path / "d", n=12)
+    Trainer(tiny_config([data], tmp_path / "run", epochs=3, eval_every=2, checkpoint_every=1)).fit()
+    run = tmp_path / "run"
+    assert {"epoch_0001.pt", "epoch_0002.pt", "epoch_0003.pt"} <= {p.name for p in run.iterdir()}
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [("val" in r) for r in records if r["event"] == "epoch"] == [False, True, True]  # and the last epoch
+    assert load_checkpoint(run / "epoch_0003.pt").meta["heldout_epoch"] == 3
+
+
 def test_loss_switches_are_recorded(tmp_path):
     data = make_pairs(tmp_path / "d", n=12)
     Trainer(tiny_config([data], tmp_path / "run", cos=False, tvd=False, epochs=1)).fit()

@@ -319,7 +319,8 @@ class Trainer:
             "batch_size": cfg.batch_size * self.world, "scale": cfg.scale, "crop": cfg.crop, "resize": cfg.resize,
             "precision": _dtype_name(self.amp_dtype), "compiled": cfg.compile,
             "device": _device_name(self.device), "world_size": self.world,
-            "heldout": val, "heldout_ir_as_grey": self.baseline,
+            "heldout": val, "heldout_epoch": self.history[-1]["epoch"] if self.history else None,
+            "heldout_ir_as_grey": self.baseline,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
 
@@ -378,20 +379,19 @@ class Trainer:
                     self.epoch += 1
                     self.step_in_epoch = 0
                     epochs_run += 1
-                    evaluate = self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs
-                    if self.is_main and not evaluate:
-                        log.write({"event": "epoch", "epoch": self.epoch, "lr": lr,
-                                   "epoch_seconds": round(time.monotonic() - t_epoch, 1)})
-                    if self.is_main and evaluate:
+                    if self.is_main:
                         epoch_seconds = round(time.monotonic() - t_epoch, 1)
-                        val = self.evaluate()
-                        summary = {"epoch": self.epoch, "lr": lr, "val": val, "epoch_seconds": epoch_seconds}
-                        self.history.append(summary)
-                        log.write({"event": "epoch", **summary, "ir_as_grey": self.baseline})
-                        progress.epoch_done(self.epoch, val)
-                        if val["all"]["psnr"] > self.best_psnr:
-                            self.best_psnr = val["all"]["psnr"]
-                            save_checkpoint(self.out / "best.pt", self.G, self.release_meta(val))
+                        if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
+                            val = self.evaluate()
+                            summary = {"epoch": self.epoch, "lr": lr, "val": val, "epoch_seconds": epoch_seconds}
+                            self.history.append(summary)
+                            log.write({"event": "epoch", **summary, "ir_as_grey": self.baseline})
+                            progress.epoch_done(self.epoch, val)
+                            if val["all"]["psnr"] > self.best_psnr:
+                                self.best_psnr = val["all"]["psnr"]
+                                save_checkpoint(self.out / "best.pt", self.G, self.release_meta(val))
+                        else:
+                            log.write({"event": "epoch", "epoch": self.epoch, "lr": lr, "epoch_seconds": epoch_seconds})
                         if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs:
                             save_checkpoint(self.out / f"epoch_{self.epoch:04d}.pt", self.G, self.release_meta(val))
                     self.save_state()
