@@ -142,6 +142,8 @@ def live_cmd(source, output, serve, no_window, no_overlay, realtime, checkpoint,
         sys.exit(130)
     if not quiet:
         click.echo(stats.summary())
+        if engine == "auto" and getattr(eng, "reason", ""):
+            click.echo(f"engine {eng.describe()}: {eng.reason}")
     if stats.end == "source lost":
         sys.exit(1)
 

@@ -24,6 +24,7 @@ from conftest import GreyIdentity, make_pairs, make_video, shared, tiny_generato
 from ir2vis_stream import metrics
 from ir2vis_stream.bench import BenchError, quality_on_pairs, quality_on_video, speed_benchmark
 from ir2vis_stream.bench.quality import BASELINE, is_frame_sequence
+from ir2vis_stream.bench.speed import speed_table
 from ir2vis_stream.checkpoint import save_checkpoint
 from ir2vis_stream.cli import main
 from ir2vis_stream.engines import TorchEngine
@@ -199,6 +200,15 @@ def test_bench_speed_generates_a_clip_without_input(tmp_path, tiny_checkpoint):
                              naive=False)
     assert report.input_size == (640, 480) and report.frames == 3 and report.naive is None
     assert report.rows[0].vs_naive is None
+
+
+def test_bench_speed_says_why_auto_picked_its_engine(tmp_path):
+    clip = make_video(tmp_path / "in.mp4", frames=4)
+    report = speed_benchmark(clip, model=GreyIdentity(), engines=("auto", "torch"), batch_sizes=(2,), frames=4,
+                             naive=False, precision="fp32")
+    auto, named = report.rows
+    assert "not one of this package's generators" in auto.engine_reason and named.engine_reason == ""
+    assert "auto picked torch cpu fp32: not one of this package's generators" in str(speed_table(report).caption)
 
 
 def test_bench_speed_bad_input_fails_cleanly_and_writes_nothing(tmp_path, tiny_checkpoint):

@@ -88,6 +88,7 @@ class SpeedRow:
     peak_gpu_mib: float | None
     flicker_ratio: float | None  # None for an input that does not change
     vs_naive: float | None
+    engine_reason: str = ""  # why ``auto`` picked it (empty when the engine was named)
 
     @property
     def efficiency(self) -> float:
@@ -391,7 +392,8 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
                     end_to_end_fps=result.fps, latency_ms=Latency.of(result.latencies),
                     stage_busy=dict(result.busy), peak_gpu_mib=peak,
                     flicker_ratio=flicker_ratio(output_flicker, input_flicker),
-                    vs_naive=result.fps / report.naive.fps if report.naive else None))
+                    vs_naive=result.fps / report.naive.fps if report.naive else None,
+                    engine_reason=getattr(engine, "reason", "") if name == "auto" else ""))
 
     if json_path is not None:
         import json
@@ -413,7 +415,9 @@ def speed_table(report: SpeedReport):
     table = Table(title=f"bench speed: {report.frames} frames of {report.input} ({w}x{h}, inference at "
                         f"{report.infer_size[0]}x{report.infer_size[1]}), model: {report.model}",
                   caption=f"frames/s of each stage alone and end to end; start: engine build + first batch; latency: decoded -> written, per frame; "
-                          f"flicker: output / input frame-to-frame change. {report.machine}{load}; {report.date}")
+                          f"flicker: output / input frame-to-frame change. {report.machine}{load}; {report.date}"
+                          + "".join(f"\nauto picked {r.engine}: {r.engine_reason}"
+                                    for r in report.rows if r.engine_reason))
     for col in ("engine", "batch", "start s", "decode", "preproc", "infer", "postproc", "encode", "end to end", "x naive",
                 "p50 ms", "p95 ms", "p99 ms", "GPU MiB", "flicker"):
         table.add_column(col, justify="left" if col == "engine" else "right")
