@@ -163,6 +163,18 @@ def test_cli_train_bad_data_is_one_clear_error(tmp_path):
     assert r.exit_code == 1 and "Traceback" not in r.output and "no lwir/ + visible/" in r.output
 
 
+def test_an_image_that_fails_to_decode_is_one_clear_error(tmp_path):
+    """A truncated PNG passes the header check before training, then fails in a loader worker."""
+    data = make_pairs(tmp_path / "d", n=12)
+    bad = data / "lwir" / "I00003.png"
+    bad.write_bytes(bad.read_bytes()[: len(bad.read_bytes()) // 2])
+    r = CliRunner().invoke(main, ["train", str(data), "-o", str(tmp_path / "run"), "--no-perceptual", "--epochs", "1",
+                                  "--batch-size", "11", "--scale", "32", "--crop", "32", "--workers", "1",
+                                  "--device", "cpu", "--precision", "fp32", "-q"])
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert r.output.strip().splitlines() == [f"Error: bad training data: cannot read image {bad}"]
+
+
 def test_cli_train_without_vgg_weights_says_which_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     make_pairs(tmp_path / "d")

@@ -36,7 +36,7 @@ from ..frames import model_to_rgb8
 from ..hardware import autocast_dtype, resolve_device
 from ..model import build_generator, count_parameters, generator_spec
 from . import losses as L
-from .data import AspectCrop, FixedResize, PairedImages, epoch_indices, find_pairs
+from .data import AspectCrop, DataError, FixedResize, PairedImages, epoch_indices, find_pairs
 from .discriminator import MultiScaleDiscriminator
 from .vgg import VGG19Features
 
@@ -355,7 +355,7 @@ class Trainer:
                                         pin_memory=self.device.type == "cuda")
                     progress.start_epoch(self.epoch, cfg.epochs, self.steps_per_epoch, self.step_in_epoch)
                     t_epoch = time.monotonic()
-                    for ir, vis in loader:
+                    for ir, vis in _batches(loader):
                         ir = ir.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                         vis = vis.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                         t0 = time.monotonic()
@@ -402,6 +402,25 @@ class Trainer:
             self.save_state()
             raise
         return val
+
+
+def _batches(loader):
+    """The loader's batches; a worker's failure (an image that decodes badly) as one DataError line.
+
+    DataLoader re-raises a worker's exception with the worker's whole traceback as its message; the user
+    needs its last line, which names the file.
+    """
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:
+            lines = [line for line in str(exc).splitlines() if line.strip()]
+            last = lines[-1].split(": ", 1)[-1] if lines else type(exc).__name__
+            raise DataError(f"bad training data: {last}") from None
+        yield batch
 
 
 def _summarise(per_root: dict[str, dict[str, list[float]]]) -> dict:
