@@ -88,6 +88,8 @@ def test_compile_fp32_parity_and_partial_batches(trained_model):
     eng = create_engine("compile", trained_model, CPU, "fp32")
     x = torch.rand(3, 1, 40, 56) * 2 - 1
     assert rel_err(eng(x), trained_model(x).detach()) <= 1e-4
+    x2 = torch.rand(3, 1, 37, 51) * 2 - 1  # another size (padded inside) compiles its own graph
+    assert rel_err(eng(x2), trained_model(x2).detach()) <= 1e-4
     x1 = torch.rand(1, 1, 40, 56) * 2 - 1  # a smaller last batch is padded to the compiled batch
     y1 = eng(x1)
     assert y1.shape == (1, 3, 40, 56)
@@ -125,10 +127,11 @@ def test_torch_fp32_is_the_model(trained_model):
 
 # ---- reduced precision: <= 1 grey level on average and >= 40 dB against fp32 ----------------------------------
 @pytest.mark.skipif(not cpu_has_fast_bf16(), reason="this CPU has no native bf16 (AMX/AVX512-BF16)")
-def test_torch_bf16_picture_matches_fp32(trained_model):
+@pytest.mark.parametrize("engine", ["torch", "compile"])  # compile bf16 is what auto picks on such CPUs
+def test_bf16_picture_matches_fp32(trained_model, engine):
     x = image_like(2, 64, 96, seed=7)
     ref = create_engine("torch", trained_model, CPU, "fp32")(x)
-    mad, db = picture_diff(create_engine("torch", trained_model, CPU, "bf16")(x), ref)
+    mad, db = picture_diff(create_engine(engine, trained_model, CPU, "bf16")(x), ref)
     assert mad <= 1.0 and db >= 40, (mad, db)
 
 
