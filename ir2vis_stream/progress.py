@@ -29,14 +29,19 @@ class FrameProgress:
 
     def start(self, info, total: int | None = None) -> None:
         if self.bar is not None:
-            import time
-
-            self.t0 = time.perf_counter()
-            self.task = self.bar.add_task(self.description, total=total or info.frames, fps=0.0)
+            # Until the first frame is out, the engine is starting: a compiled engine builds on its first
+            # batch (minutes on a cold cache), and that wait should neither look like a hang nor drag the fps.
+            self.first = None  # (time, frames) at the first frames written
+            self.task = self.bar.add_task("starting engine", total=total or info.frames, fps=0.0)
 
     def update(self, done: int) -> None:
-        if self.bar is not None and self.task is not None:
+        if self.bar is not None and self.task is not None and done > 0:
             import time
 
-            elapsed = max(time.perf_counter() - self.t0, 1e-6)
-            self.bar.update(self.task, completed=done, fps=done / elapsed)
+            now = time.perf_counter()
+            if self.first is None:
+                self.first = (now, done)
+                self.bar.update(self.task, description=self.description)
+            t1, n1 = self.first
+            fps = (done - n1) / (now - t1) if done > n1 else 0.0
+            self.bar.update(self.task, completed=done, fps=fps)
