@@ -206,6 +206,15 @@ def _split_list(values, convert=str, option: str = "") -> list:
         raise click.BadParameter(f"{', '.join(values)!r} is not a comma-separated list", param_hint=option) from None
 
 
+def _report(table, quiet: bool, verbose: bool, **files) -> None:
+    """A bench command's ending: its table, then (with --verbose) which report files it wrote."""
+    _print_table(table, quiet)
+    if verbose:
+        for kind, path in files.items():
+            if path:
+                click.echo(f"{kind}: {path}")
+
+
 def _print_table(table, quiet: bool) -> None:
     from rich.console import Console
 
@@ -270,11 +279,7 @@ def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, pre
     except KeyboardInterrupt:
         click.echo("aborted; no report written", err=True)
         sys.exit(130)
-    _print_table(speed_table(report), quiet)
-    if verbose:
-        for kind, path in (("JSON", json_path), ("plot", plot_path)):
-            if path:
-                click.echo(f"{kind}: {path}")
+    _report(speed_table(report), quiet, verbose, JSON=json_path, plot=plot_path)
 
 
 @bench_group.command("quality")
@@ -326,11 +331,7 @@ def bench_quality_cmd(data, video, reference, checkpoints, split, infer_size, lp
     except KeyboardInterrupt:
         click.echo("aborted; no report written", err=True)
         sys.exit(130)
-    _print_table(quality_table(report), quiet)
-    if verbose:
-        for kind, path in (("CSV", csv_path), ("JSON", json_path)):
-            if path:
-                click.echo(f"{kind}: {path}")
+    _report(quality_table(report), quiet, verbose, CSV=csv_path, JSON=json_path)
 
 
 # ---- export ---------------------------------------------------------------------------------------------
