@@ -227,12 +227,13 @@ def test_bench_speed_bad_input_fails_cleanly_and_writes_nothing(tmp_path, tiny_c
 def test_bench_quality_cli_two_checkpoints_baseline_csv_and_lpips_na(tmp_path, two_checkpoints, no_imagenet):
     data = make_pairs(tmp_path / "d", n=5)
     out_csv, out_json = tmp_path / "q.csv", tmp_path / "q.json"
-    args = ["bench", "quality", "--data", data, "--csv", out_csv, "--json", out_json]
+    args = ["bench", "quality", "--data", data, "--csv", out_csv, "--json", out_json, "-v"]
     for ck in two_checkpoints:
         args += ["-c", ck]
     r = invoke(*args)
     assert r.exit_code == 0, r.output
     assert "LPIPS n/a" in r.output and "alexnet-owt-7be5be79.pth" in r.output
+    assert f"CSV: {out_csv}" in r.output and f"JSON: {out_json}" in r.output  # --verbose names what it wrote
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == 5 * 3 and list(rows[0]) == ["image", "model", "rmse", "psnr", "ssim", "lpips"]
     assert [r["model"] for r in rows[:3]] == [BASELINE, str(two_checkpoints[0]), str(two_checkpoints[1])]
