@@ -42,6 +42,8 @@ class OnnxRuntimeEngine:
         if self.device.type == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise EngineUnavailable("this onnxruntime has no CUDA execution provider (install onnxruntime-gpu)")
+            if precision not in ("auto", "fp32", "fp16"):
+                raise EngineUnavailable(f"onnxruntime on CUDA runs fp32 or fp16 here, not {precision}")
             self.precision = "fp32" if precision == "fp32" else "fp16"
             providers = [("CUDAExecutionProvider", {"device_id": self.device.index or 0}), "CPUExecutionProvider"]
         else:

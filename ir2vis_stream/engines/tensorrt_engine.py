@@ -133,6 +133,8 @@ class TensorRTEngine:
         if self.device.type != "cuda":
             raise EngineUnavailable("TensorRT runs on NVIDIA GPUs only; use --device cuda")
         self.trt = trt
+        if precision not in ("auto", "fp32", "fp16"):
+            raise EngineUnavailable(f"TensorRT runs fp32 or fp16 here, not {precision}")
         self.precision = "fp32" if precision == "fp32" else "fp16"
         self.size_multiple = getattr(model, "size_multiple", 8)
         self.in_channels = getattr(model, "in_channels", 1)
