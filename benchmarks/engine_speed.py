@@ -153,10 +153,12 @@ def main(argv=None) -> int:
                        "floor_x": (1 / fps) / floor_s}
                 base = next((r for r in rows if r.get("path") == "torch:fp32" and r.get("size") == row["size"]
                              and r.get("batch") == b), None)
-                row["vs_eager_fp32"] = fps / base["fps"] if base else 1.0
+                row["vs_eager_fp32"] = fps / base["fps"] if base else None
+                row["engine"] = engine.describe()  # what ran (a failed compile runs eager)
                 rows.append(row)
                 print(f"{name_prec:18s} {w}x{h} b{b:<3d} {fps:8.2f} frames/s  {1000 / fps:8.2f} ms/frame  "
-                      f"x{row['vs_eager_fp32']:.2f} vs eager fp32  {row['floor_x']:.1f}x the compute floor "
+                      f"{'x%.2f' % row['vs_eager_fp32'] if row['vs_eager_fp32'] else 'x?'} vs eager fp32  "
+                      f"{row['floor_x']:.1f}x the compute floor "
                       f"({floor_s * 1000:.2f} ms; traffic {traffic_s * 1000:.2f} ms)  startup {startup:.1f} s",
                       flush=True)
         del engine

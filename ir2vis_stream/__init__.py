@@ -7,25 +7,16 @@ Library entry points (the CLI is a thin face over these):
 - ``load_checkpoint`` / ``save_checkpoint``: the one checkpoint format.
 - ``build_generator``: the paper's generator (``"msp"``) or pix2pix's ResNet-9 (``"resnet9"``).
 
-The video side (``run``, ``Pipeline``, ``MediaError``) is imported on first use, so the model, checkpoints
-and training import without PyAV (a GPU training machine often has torch but no PyAV).
+PyAV is imported only where video is read or written, so the model, checkpoints and training run on
+machines without it (as the bundled model's GPU training did).
 """
 
-import importlib
-
+from .api import run
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from .media import MediaError
 from .model import GeneratorConfig, MultiScaleGenerator, build_generator
-
-_LAZY = {"run": ".api", "MediaError": ".media", "Pipeline": ".pipeline", "RunResult": ".pipeline"}
+from .pipeline import Pipeline, RunResult
 
 __all__ = ["Checkpoint", "CheckpointError", "GeneratorConfig", "MediaError", "MultiScaleGenerator", "Pipeline",
            "RunResult", "build_generator", "load_checkpoint", "run", "save_checkpoint"]
 __version__ = "0.1.0"
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

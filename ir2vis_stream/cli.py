@@ -7,6 +7,7 @@ reported the same way; ``IR2VIS_STREAM_DEBUG=1`` lets its traceback through for 
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -54,11 +55,13 @@ class _OneLineErrors:
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
-            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort, EOFError):
+            raise  # click's own handling: a message, a quiet exit, "Aborted!"
         except Exception as exc:
-            if os.environ.get("IR2VIS_STREAM_DEBUG"):
+            if os.environ.get("IR2VIS_STREAM_DEBUG", "") not in ("", "0"):
                 raise
+            if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+                raise  # output piped into `head` and closed: click exits quietly
             first = (str(exc).strip().splitlines() or [""])[0][:300]
             raise click.ClickException(f"{type(exc).__name__}: {first} (IR2VIS_STREAM_DEBUG=1 shows the traceback)") from None
 
@@ -79,10 +82,13 @@ def main():
 
 
 def _one_line_warnings() -> None:
-    """The library's warnings (``warnings.warn``) as ``warning: ...`` lines, without file and line number."""
+    """For this command, the library's warnings (``warnings.warn``) as ``warning: ...`` lines, without file
+    and line number; the usual format comes back when the command ends."""
     import warnings
 
+    usual = warnings.formatwarning
     warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
+    click.get_current_context().call_on_close(lambda: setattr(warnings, "formatwarning", usual))
 
 
 # ---- live -----------------------------------------------------------------------------------------------

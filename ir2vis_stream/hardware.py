@@ -37,6 +37,12 @@ def cpu_has_fast_bf16() -> bool:
         return True
 
 
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """bf16 tensor cores: compute capability 8.0 (Ampere) and newer. (``torch.cuda.is_bf16_supported()`` also
+    says yes where bf16 is only emulated, e.g. on a T4 or V100, where it is slow.)"""
+    return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def resolve_device(spec: str = "auto") -> torch.device:
     """``auto`` -> first CUDA GPU if any, else CPU; ``cuda[:N]`` fails clearly when there is no such GPU."""
     spec = (spec or "auto").strip().lower()
@@ -70,5 +76,5 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     if precision != "auto":
         raise DeviceError(f"unknown precision {precision!r}; use auto, fp32, bf16 or fp16")
     if device.type == "cuda":  # bf16 needs no loss scaling and was faster than fp16 on an H200 (README)
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
     return torch.bfloat16 if cpu_has_fast_bf16() else None

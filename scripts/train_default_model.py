@@ -102,14 +102,13 @@ def main(argv=None) -> int:
     if any(codes.values()):
         print(f"probe failed: {codes}; see {out}/logs-probe/", flush=True)
         return 1
-    per_epoch = startup = 0.0
+    per_epoch, startup = 0.0, 15.0  # seconds to start a run (imports, CUDA, data scan): measured 10-15 s
     for g in generators:
         log = read_log(probe[g] / "log.jsonl")
         start, epoch = log[0], next(r for r in log if r.get("event") == "epoch")
         train_s = epoch["epoch_seconds"]
         eval_s = max(0.0, epoch["time"] - start["time"] - train_s)
         per_epoch = max(per_epoch, train_s + eval_s / args.eval_every)
-        startup = max(startup, 15.0)
         print(f"probe {g}: {train_s:.1f} s/epoch training, {eval_s:.1f} s per evaluation", flush=True)
     budget = args.minutes * 60
     epochs = max(2, min(args.max_epochs, math.floor((budget - startup) / per_epoch)))
@@ -136,7 +135,7 @@ def main(argv=None) -> int:
                               "curve": [(r["epoch"], round(r["val"]["all"]["psnr"], 3)) for r in evals]}
         print(f"{g}: {evals[-1]['epoch']} epochs, best held-out PSNR {best['val']['all']['psnr']:.2f} dB "
               f"(epoch {best['epoch']})", flush=True)
-    best_pt = runs[generators[0]] / "best.pt"
+    best_pt = out / "msp" / "best.pt"  # the release is the paper's generator, whatever else trained beside it
     if best_pt.is_file():
         ck = load_checkpoint(best_pt)
         meta = dict(ck.meta, recipe="scripts/train_default_model.py", weights_dtype="fp16")

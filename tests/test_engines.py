@@ -7,6 +7,7 @@ clear error when it is missing. A backend that is not installed is skipped with 
 
 import importlib.util
 import threading
+import warnings
 
 import numpy as np
 import onnx
@@ -97,9 +98,11 @@ def test_compile_fp32_parity_and_partial_batches(trained_model):
 
 
 def test_compile_failure_falls_back_to_eager_with_a_warning(trained_model, monkeypatch):
+    from torch._dynamo.exc import TorchDynamoException
+
     def broken_compile(fn, **kwargs):
         def compiled(x):
-            raise RuntimeError("inductor: no working C++ compiler\nlong details")
+            raise TorchDynamoException("inductor: no working C++ compiler\nlong details")
         return compiled
 
     monkeypatch.setattr(torch, "compile", broken_compile)
@@ -107,8 +110,22 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(trained_model, monke
     x = torch.rand(2, 1, 40, 56) * 2 - 1
     with pytest.warns(UserWarning, match="torch.compile failed .*no working C\\+\\+ compiler.*running eager"):
         y = eng(x)
-    assert rel_err(y, trained_model(x).detach()) <= 1e-6 and eng.name == "torch"
-    assert rel_err(eng(x), trained_model(x).detach()) <= 1e-6  # and stays eager, without warning again
+    assert rel_err(y, trained_model(x).detach()) <= 1e-6
+    assert eng.describe() == "torch cpu fp32" and eng.reason.endswith("compile failed, running eager")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # stays eager, without warning again
+        assert rel_err(eng(x), trained_model(x).detach()) <= 1e-6
+
+
+def test_compile_does_not_hide_errors_of_the_model_itself(trained_model, monkeypatch):
+    def compiled_but_out_of_memory(fn, **kwargs):
+        def compiled(x):
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", compiled_but_out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError):
+        create_engine("compile", trained_model, CPU, "fp32")(torch.zeros(1, 1, 32, 32))
 
 
 def test_onnx_paths_say_which_extra_is_missing(trained_model, monkeypatch):
@@ -116,7 +133,9 @@ def test_onnx_paths_say_which_extra_is_missing(trained_model, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real_find_spec(name, *a))
     with pytest.raises(EngineUnavailable, match="pip install 'ir2vis-stream\\[onnx\\]'"):
         export_onnx_bytes(trained_model)
-    assert "onnxruntime" not in [c[0] for c in auto_candidates(CPU, trained_model)]
+    monkeypatch.setattr("ir2vis_stream.engines.cpu_has_fast_bf16", lambda: False)  # so onnxruntime comes first
+    eng = create_engine("auto", trained_model, CPU)
+    assert eng.name == "torch" and "skipped onnxruntime: ONNX export needs the onnx package" in eng.reason
 
 
 def test_torch_fp32_is_the_model(trained_model):

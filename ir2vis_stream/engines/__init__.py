@@ -64,7 +64,7 @@ def auto_candidates(device: torch.device, model: nn.Module | None = None) -> lis
     out = []
     if cpu_has_fast_bf16() and cxx_compiler() is not None:
         out.append(("compile", "bf16", "CPU with native bf16 (AMX/AVX512-BF16) and a C++ compiler"))
-    if all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx")):
+    if importlib.util.find_spec("onnxruntime") is not None:
         out.append(("onnxruntime", "fp32", "CPU without native bf16" if not out else "CPU, fallback"))
     out.append(("torch", "auto", "CPU, fallback"))
     return out

@@ -104,7 +104,6 @@ class CompiledEngine(TorchEngine):
         self._eager = target
         self._fn = torch.compile(target, dynamic=False, mode=mode)
         self._batch = 0
-        self._built = False  # compilation happens on the first call; if it fails there, run eager instead
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,17 +120,30 @@ class CompiledEngine(TorchEngine):
         return y[:n, :, :h, :w].clone()  # clone: CUDA-graph outputs are overwritten by the next call
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        if self._built:
-            return self._fn(x)
+        """The compiled function; if compiling fails (now or for a later shape), eager from then on."""
         try:
-            y = self._fn(x)
-        except Exception as exc:  # inductor/compiler failures come in many types; eager still works
+            return self._fn(x)
+        except _compile_errors() as exc:
+            if self._fn is self._eager:
+                raise
             import warnings
 
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             warnings.warn(f"torch.compile failed ({type(exc).__name__}: {reason}); running eager instead")
-            self._fn = self._eager
-            self.name = "torch"
-            y = self._fn(x)
-        self._built = True
-        return y
+            self._fn, self.name = self._eager, "torch"
+            self.reason = f"{getattr(self, 'reason', 'asked for compile')}; compile failed, running eager"
+            return self._fn(x)
+
+
+def _compile_errors() -> tuple[type[BaseException], ...]:
+    """The exception types of a failed torch.compile (dynamo or inductor), not of the model running."""
+    from torch._dynamo.exc import TorchDynamoException
+
+    errors: list[type[BaseException]] = [TorchDynamoException]
+    try:
+        from torch._inductor.exc import InductorError
+
+        errors.append(InductorError)
+    except ImportError:  # older PyTorch
+        pass
+    return tuple(errors)

@@ -167,7 +167,10 @@ class PairedImages(Dataset):
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         pair = self.pairs[index]
-        return to_gray8(read_image(pair.ir)), read_image(pair.visible, color=True)
+        try:
+            return to_gray8(read_image(pair.ir)), read_image(pair.visible, color=True)
+        except ValueError as exc:  # an image that passed the header check but does not decode
+            raise DataError(str(exc)) from None
 
     def __getitem__(self, index: int):
         ir, vis = self.load(index)

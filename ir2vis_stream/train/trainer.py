@@ -405,10 +405,10 @@ class Trainer:
 
 
 def _batches(loader):
-    """The loader's batches; a worker's failure (an image that decodes badly) as one DataError line.
+    """The loader's batches; an image that fails to decode (a DataError in a worker) as one line.
 
     DataLoader re-raises a worker's exception with the worker's whole traceback as its message; the user
-    needs its last line, which names the file.
+    needs its last line, which names the file. Other failures pass through untouched.
     """
     it = iter(loader)
     while True:
@@ -416,10 +416,9 @@ def _batches(loader):
             batch = next(it)
         except StopIteration:
             return
-        except Exception as exc:
+        except DataError as exc:
             lines = [line for line in str(exc).splitlines() if line.strip()]
-            last = lines[-1].split(": ", 1)[-1] if lines else type(exc).__name__
-            raise DataError(f"bad training data: {last}") from None
+            raise DataError(f"bad training data: {lines[-1].split(': ', 1)[-1]}") from None
         yield batch
 
 
