@@ -9,11 +9,13 @@ would be invisible slivers.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from .speed import STAGES, SpeedReport
+if TYPE_CHECKING:  # the report is made by speed.py, which calls this module: no import at run time
+    from .speed import SpeedReport
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _BGR = {"decode": (180, 119, 31), "preprocess": (14, 127, 255), "inference": (44, 160, 44),
@@ -31,7 +33,7 @@ def speed_plot_png(report: SpeedReport) -> bytes:
     bars: list[tuple[str, str, float] | str] = []  # (label, colour key, fps) or a group heading
     for r in report.rows:
         bars.append(f"{r.engine}, batch {r.batch_size}")
-        bars.extend((s, s, r.stage_fps[s]) for s in STAGES)
+        bars.extend((s, s, fps) for s, fps in r.stage_fps.items())  # in pipeline order
         bars.append((f"end to end ({r.vs_naive:.2f}x naive)" if r.vs_naive else "end to end", "end to end",
                      r.end_to_end_fps))
     if report.naive:
