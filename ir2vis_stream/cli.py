@@ -7,6 +7,7 @@ reported the same way; ``IR2VIS_STREAM_DEBUG=1`` lets its traceback through for 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -230,8 +231,19 @@ def _print_table(table, quiet: bool) -> None:
     (console if console.is_terminal else Console(width=200)).print(table)  # logs get the whole table
 
 
-def _bench_failure(exc: BaseException) -> click.ClickException:
-    return click.ClickException("; ".join(line.strip() for line in str(exc).splitlines() if line.strip()))
+@contextlib.contextmanager
+def _bench_errors():
+    """A bench command's expected failures as one line (a multi-line message joined), Ctrl-C as 'aborted'."""
+    from .bench import BenchError
+    from .media import MediaError
+
+    try:
+        yield
+    except (BenchError, MediaError, CheckpointError, DeviceError, EngineUnavailable, ValueError) as exc:
+        raise click.ClickException("; ".join(line.strip() for line in str(exc).splitlines() if line.strip())) from None
+    except KeyboardInterrupt:
+        click.echo("aborted; no report written", err=True)
+        sys.exit(130)
 
 
 @main.group("bench")
@@ -265,26 +277,19 @@ def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, pre
 
     INPUT is a video file; without it a 640x480 thermal-looking clip is generated.
     """
-    from .bench import BenchError, speed_benchmark
+    from .bench import speed_benchmark
     from .bench.speed import speed_table
-    from .media import MediaError
     from .progress import FrameProgress
 
     sizes = _split_list(batch_sizes, int, "--batch-size")
     progress = FrameProgress(enabled=not quiet, description="bench speed")
-    try:
-        with progress:
-            report = speed_benchmark(input, checkpoint=checkpoint, engines=_split_list(engines), batch_sizes=sizes,
-                                     frames=frames, device=device, precision=precision,
-                                     infer_size=_parse_size(infer_size, allow_native=True), crf=crf, preset=preset,
-                                     naive=not no_naive, json_path=json_path, plot_path=plot_path,
-                                     on_start=lambda total: progress.start(None, total), on_tick=progress.update,
-                                     log=(lambda message: click.echo(message, err=True)) if verbose else None)
-    except (BenchError, MediaError, CheckpointError, DeviceError, EngineUnavailable, ValueError) as exc:
-        raise _bench_failure(exc) from None
-    except KeyboardInterrupt:
-        click.echo("aborted; no report written", err=True)
-        sys.exit(130)
+    with _bench_errors(), progress:
+        report = speed_benchmark(input, checkpoint=checkpoint, engines=_split_list(engines), batch_sizes=sizes,
+                                 frames=frames, device=device, precision=precision,
+                                 infer_size=_parse_size(infer_size, allow_native=True), crf=crf, preset=preset,
+                                 naive=not no_naive, json_path=json_path, plot_path=plot_path,
+                                 on_start=lambda total: progress.start(None, total), on_tick=progress.update,
+                                 log=(lambda message: click.echo(message, err=True)) if verbose else None)
     _report(speed_table(report), quiet, verbose, JSON=json_path, plot=plot_path)
 
 
@@ -313,9 +318,8 @@ def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, pre
 def bench_quality_cmd(data, video, reference, checkpoints, split, infer_size, lpips_net, max_frames, engine, device,
                       precision, csv_path, json_path, quiet, verbose):
     """RMSE, PSNR, SSIM, LPIPS (and flicker on sequences) per checkpoint, beside the IR image as grey."""
-    from .bench import BenchError, quality_on_pairs, quality_on_video
+    from .bench import quality_on_pairs, quality_on_video
     from .bench.quality import quality_table
-    from .media import MediaError
     from .progress import FrameProgress
 
     if bool(data) == bool(video or reference):
@@ -326,17 +330,11 @@ def bench_quality_cmd(data, video, reference, checkpoints, split, infer_size, lp
     common = dict(infer_size=_parse_size(infer_size, allow_native=True), engine=engine, device=device,
                   precision=precision, lpips_net=lpips_net, csv_path=csv_path, json_path=json_path,
                   on_start=lambda total: progress.start(None, total), on_tick=progress.update)
-    try:
-        with progress:
-            if data:
-                report = quality_on_pairs(list(data), list(checkpoints), split=split, **common)
-            else:
-                report = quality_on_video(video, reference, list(checkpoints), max_frames=max_frames, **common)
-    except (BenchError, MediaError, CheckpointError, DeviceError, EngineUnavailable, ValueError) as exc:
-        raise _bench_failure(exc) from None
-    except KeyboardInterrupt:
-        click.echo("aborted; no report written", err=True)
-        sys.exit(130)
+    with _bench_errors(), progress:
+        if data:
+            report = quality_on_pairs(list(data), list(checkpoints), split=split, **common)
+        else:
+            report = quality_on_video(video, reference, list(checkpoints), max_frames=max_frames, **common)
     _report(quality_table(report), quiet, verbose, CSV=csv_path, JSON=json_path)
 
 
