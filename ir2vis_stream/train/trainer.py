@@ -410,16 +410,11 @@ def _batches(loader):
     DataLoader re-raises a worker's exception with the worker's whole traceback as its message; the user
     needs its last line, which names the file. Other failures pass through untouched.
     """
-    it = iter(loader)
-    while True:
-        try:
-            batch = next(it)
-        except StopIteration:
-            return
-        except DataError as exc:
-            lines = [line for line in str(exc).splitlines() if line.strip()]
-            raise DataError(f"bad training data: {lines[-1].split(': ', 1)[-1]}") from None
-        yield batch
+    try:
+        yield from loader
+    except DataError as exc:
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        raise DataError(f"bad training data: {lines[-1].split(': ', 1)[-1]}") from None
 
 
 def _summarise(per_root: dict[str, dict[str, list[float]]]) -> dict:
