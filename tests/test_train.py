@@ -18,7 +18,7 @@ import torch
 from click.testing import CliRunner
 
 from conftest import make_pairs
-from ir2vis_stream.checkpoint import load_checkpoint
+from ir2vis_stream.checkpoint import load_checkpoint, save_checkpoint
 from ir2vis_stream.cli import main
 from ir2vis_stream.train import DataError, TrainConfig, Trainer, find_pairs, lr_factor
 from ir2vis_stream.train import losses as L
@@ -257,6 +257,43 @@ def test_init_starts_from_a_checkpoint_and_records_it(tmp_path):
     meta = load_checkpoint(tmp_path / "b" / "best.pt").meta
     assert meta["initialised_from"]["path"] == str(tmp_path / "a" / "best.pt")
     assert meta["initialised_from"]["epochs_done"] == 1
+
+
+RELEASE_STAGE = Path(__file__).resolve().parents[1] / "scripts" / "release_stage.py"
+
+
+def test_release_stage_appends_the_run_to_the_base_models_history(tmp_path):
+    data = make_pairs(tmp_path / "d", n=12)
+    Trainer(tiny_config([data], tmp_path / "a", epochs=1)).fit()
+    first = load_checkpoint(tmp_path / "a" / "best.pt")
+    Trainer(tiny_config([data], tmp_path / "run", epochs=2, init=str(tmp_path / "a" / "best.pt"), seed=1)).fit()
+    tuned = load_checkpoint(tmp_path / "run" / "best.pt")
+
+    def release(base_psnr: float, base=None):
+        """The script run on the base, whose recorded held-out PSNR is set to ``base_psnr``."""
+        meta = dict(first.meta, heldout={**first.meta["heldout"], "all": {**first.meta["heldout"]["all"], "psnr": base_psnr}})
+        save_checkpoint(tmp_path / "base.pt", first.model, meta)
+        cmd = [sys.executable, str(RELEASE_STAGE), str(tmp_path / "run"), "--base", str(base or tmp_path / "base.pt"),
+               "--out", str(tmp_path / "new.pt"), "--note", "tuned"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    p = release(-1.0)
+    assert p.returncode == 0, p.stderr
+    new = load_checkpoint(tmp_path / "new.pt")
+    m = new.meta
+    assert [s["stage"] for s in m["stages"]] == [1, 2] and m["stages"][0]["epochs"] == 1
+    assert m["stages"][1]["best_epoch"] == tuned.meta["heldout_epoch"] and m["stages"][1]["lr"].startswith("0.0002 for 1 ")
+    assert m["epochs_done"] == 1 + tuned.meta["heldout_epoch"] and m["epochs_planned"] == 3
+    assert m["global_step"] == first.meta["global_step"] + tuned.meta["global_step"]
+    assert m["heldout"]["all"] == tuned.meta["heldout"]["all"] and m["note"] == "tuned" and m["weights_dtype"] == "fp16"
+    assert set(m["heldout"]) == set(first.meta["heldout"]) and m["data"] == first.meta["data"]
+    for k, v in tuned.model.state_dict().items():
+        torch.testing.assert_close(new.model.state_dict()[k].float(), v.half().float(), msg=k)
+
+    p = release(99.0)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "not above the base's 99.00 dB" in p.stderr
+    p = release(-1.0, base=tmp_path / "run" / "best.pt")
+    assert p.returncode == 1 and "did not start from the base model" in p.stderr
 
 
 def test_init_refuses_another_architecture(tmp_path):
