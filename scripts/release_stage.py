@@ -47,7 +47,9 @@ def stage_meta(base: dict, run: dict, log: list[dict]) -> dict:
         raise ReleaseError("the run did not start from the base model (train it with --init BASE)")
     if [data_name(d["path"]) for d in run["data"]] != [data_name(d["path"]) for d in base.get("data", [])]:
         raise ReleaseError("the run trained on other data folders than the base model")
-    config = next(r["config"] for r in log if r.get("event") == "start")
+    config = next((r["config"] for r in log if r.get("event") == "start"), None)
+    if config is None:
+        raise ReleaseError("the run's log.jsonl has no start record")
     best_epoch = run["heldout_epoch"]
     train_s = sum(r["epoch_seconds"] for r in log if r.get("event") == "epoch" and r["epoch"] <= best_epoch)
     stages = list(base.get("stages") or [{"stage": 1, "epochs": base["epochs_done"], "batch_size": base["batch_size"],
