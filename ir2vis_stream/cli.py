@@ -302,6 +302,8 @@ def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, pre
               help="Checkpoint(s) to compare side by side; repeatable [default: bundled model].")
 @click.option("--split", type=click.Choice(["all", "heldout"]), default="all", show_default=True,
               help="all pairs, or every 10th pair of each sequence (the pairs training holds out).")
+@click.option("--heldout-prefix", "heldout_prefixes", multiple=True,
+              help="With --split heldout: whole clips (names starting PREFIX) as training's --heldout-prefix.")
 @click.option("--infer-size", default=None, help="WxH, or 'native' [default: each checkpoint's training size].")
 @click.option("--lpips-net", type=click.Choice(["alex", "vgg"]), default="alex", show_default=True,
               help="LPIPS trunk network.")
@@ -315,9 +317,10 @@ def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, pre
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Write the summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or table.")
 @click.option("-v", "--verbose", is_flag=True, help="Also say which files were written.")
-def bench_quality_cmd(data, video, reference, checkpoints, split, infer_size, lpips_net, max_frames, engine, device,
-                      precision, csv_path, json_path, quiet, verbose):
-    """RMSE, PSNR, SSIM, LPIPS (and flicker on sequences) per checkpoint, beside the IR image as grey."""
+def bench_quality_cmd(data, video, reference, checkpoints, split, heldout_prefixes, infer_size, lpips_net, max_frames,
+                      engine, device, precision, csv_path, json_path, quiet, verbose):
+    """RMSE, PSNR, SSIM, GMSD, grid, LPIPS (and flicker, warping error on sequences) per checkpoint, beside the IR
+    image as grey."""
     from .bench import quality_on_pairs, quality_on_video
     from .bench.quality import quality_table
     from .progress import FrameProgress
@@ -332,7 +335,8 @@ def bench_quality_cmd(data, video, reference, checkpoints, split, infer_size, lp
                   on_start=lambda total: progress.start(None, total), on_tick=progress.update)
     with _bench_errors(), progress:
         if data:
-            report = quality_on_pairs(list(data), list(checkpoints), split=split, **common)
+            report = quality_on_pairs(list(data), list(checkpoints), split=split, heldout_prefixes=heldout_prefixes,
+                                      **common)
         else:
             report = quality_on_video(video, reference, list(checkpoints), max_frames=max_frames, **common)
     _report(quality_table(report), quiet, verbose, CSV=csv_path, JSON=json_path)
@@ -386,8 +390,22 @@ def _train_options(f):
                      help="Short side images are scaled to (aspect kept); also the model's default inference size."),
         click.option("--crop", default=256, show_default=True, help="Square training crop side, at most --scale."),
         click.option("--resize", default=None, help="Resize every pair to WxH instead (the paper: 256x256)."),
+        click.option("--no-upscale", is_flag=True,
+                     help="Never enlarge an image: ones with a short side below --scale are cropped at their own size."),
+        click.option("--heldout-prefix", "heldout_prefixes", multiple=True,
+                     help="Hold out whole clips: in a sequence with names starting with PREFIX, exactly those pairs "
+                          "(repeatable) instead of every 10th."),
+        click.option("--blocks", default=None,
+                     help="Residual blocks per level, finest first, comma-separated [default: 2,4,12,122]."),
+        click.option("--up", type=click.Choice(["tconv", "tconv-bilinear", "resize-conv"]), default="tconv",
+                     show_default=True, help="Feature upsampling between levels: the paper's transposed conv, the "
+                     "same initialised as bilinear, or bilinear resize + 3x3 conv."),
+        click.option("--level-upsampling", type=click.Choice(["nearest", "bilinear"]), default="nearest",
+                     show_default=True, help="How each level's image is enlarged before the next adds to it (paper: nearest)."),
         click.option("--lr", default=2e-4, show_default=True),
         click.option("--no-cos", is_flag=True, help="Drop the cosine loss (Table 3 ablation)."),
+        click.option("--cos-centred", is_flag=True,
+                     help="The cosine loss on mean-centred images (a correlation) instead of [0, 1] intensities."),
         click.option("--no-tvd", is_flag=True, help="Drop the TVD loss (Table 3 ablation)."),
         click.option("--no-perceptual", is_flag=True, help="Drop the VGG19 perceptual loss (no ImageNet weights needed)."),
         click.option("--vgg-weights", type=click.Path(), default=None, help="Path of vgg19-dcbb9e9d.pth."),
@@ -407,6 +425,9 @@ def _train_options(f):
         click.option("--seed", default=0, show_default=True),
         click.option("--workers", default=2, show_default=True, help="Data-loading worker processes."),
         click.option("--max-epochs-this-run", type=int, default=None, help="Stop (resumably) after this many epochs."),
+        click.option("--max-steps", type=click.IntRange(min=1), default=None,
+                     help="End the run after N steps in all, mid-epoch if need be (equal-budget ablations); "
+                          "the generator is written to OUT/last.pt."),
         click.option("-q", "--quiet", is_flag=True, help="No progress output."),
     ]
     for opt in reversed(opts):
@@ -414,19 +435,31 @@ def _train_options(f):
     return f
 
 
-def _train(data, out, generator, init, epochs, batch_size, scale, crop, resize, lr, no_cos, no_tvd, no_perceptual, vgg_weights,
+def _train(data, out, generator, init, epochs, batch_size, scale, crop, resize, no_upscale, heldout_prefixes, blocks, up,
+           level_upsampling, lr, no_cos, cos_centred, no_tvd, no_perceptual, vgg_weights,
            d_scales, d_layers, device, precision, compile_, checkpoint_every, eval_every, checkpoint_minutes, resume, seed, workers,
-           max_epochs_this_run, quiet):
+           max_epochs_this_run, max_steps, quiet):
     from .train import DataError, TrainConfig, train
     from .train.vgg import VGGWeightsMissing
 
+    generator_config = {}
+    if generator == "msp":
+        # only what differs from the default, so a run's config (and --resume's check) names its deviations
+        generator_config = {k: v for k, v in (("up", up), ("level_upsampling", level_upsampling))
+                            if v != {"up": "tconv", "level_upsampling": "nearest"}[k]}
+        if blocks:
+            generator_config["blocks"] = _split_list([blocks], int, "--blocks")
+    elif blocks or up != "tconv" or level_upsampling != "nearest":
+        raise click.UsageError("--blocks, --up and --level-upsampling apply to the msp generator only")
     try:
-        cfg = TrainConfig(data=list(data), out=out, generator=generator, init=init, epochs=epochs, batch_size=batch_size,
+        cfg = TrainConfig(data=list(data), out=out, generator=generator, generator_config=generator_config, init=init,
+                          epochs=epochs, batch_size=batch_size, upscale=not no_upscale,
+                          heldout_prefixes=list(heldout_prefixes), cos_centred=cos_centred,
                           scale=scale, crop=crop, resize=_parse_size(resize), lr=lr, cos=not no_cos, tvd=not no_tvd,
                           perceptual=not no_perceptual, vgg_weights=vgg_weights, num_d=d_scales, d_layers=d_layers, device=device, precision=precision,
                           compile=compile_, checkpoint_every=checkpoint_every, eval_every=eval_every,
                           checkpoint_minutes=checkpoint_minutes,
-                          seed=seed, workers=workers, max_epochs_this_run=max_epochs_this_run, quiet=quiet)
+                          seed=seed, workers=workers, max_epochs_this_run=max_epochs_this_run, max_steps=max_steps, quiet=quiet)
         train(cfg, resume=resume)
     except (DataError, VGGWeightsMissing, DeviceError, CheckpointError, FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

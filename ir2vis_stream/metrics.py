@@ -18,6 +18,25 @@ Conventions (those of the paper's table and of scikit-image):
 - Flicker (temporal stability): mean absolute change between consecutive frames on the 8-bit scale;
   ``flicker(output) / flicker(input)`` is the flicker ratio. ``FlickerMeter`` computes it frame by frame,
   so a long video never has to be held in memory.
+- GMSD (Xue et al. 2014, "Gradient magnitude similarity deviation"): structure, lower is better, 0 for
+  identical images. On luma (BT.601 weights, 8-bit scale): 2x2 average and keep every 2nd pixel, Prewitt
+  gradients (``[1, 0, -1] / 3`` over 3 rows), magnitudes m_r, m_d, similarity map
+  ``(2 m_r m_d + 170) / (m_r^2 + m_d^2 + 170)``, GMSD = its standard deviation (population). Unlike the
+  authors' MATLAB code, borders are padded by replication, not zeros, so a flat image has no gradient at its
+  edges (on a 640x480 image the two agree to within a few thousandths).
+- Grid (checkerboard) measure, ``grid_energy``: a generator that enlarges images 2x three times (levels at
+  1/8, 1/4, 1/2 of its inference size W x H) leaves artefacts periodic in 8 inference pixels; in the DFT of
+  the output (at whatever size it was resized to) they sit exactly at the bins (a W/8, b H/8). The measure
+  is the power there (3x3 bins each) over the local background (9 x the median power of the surrounding
+  9x9 bins), averaged over all those bins (each bin counts alike, so the high frequencies, where a real
+  image has little power and a grid shows, are not drowned by the low ones), for the luma under a Hann window; ``grid_ratio(out, ref)`` divides
+  the output's by the reference's (the real visible image): 1.0 means no more periodic energy than a real
+  image has, above 1 a visible grid.
+- Warping error (temporal consistency, as Lai et al. 2018): consecutive outputs aligned with optical flow
+  computed on the *IR* frames (OpenCV's DIS flow, medium preset; no learned weights), mean absolute
+  difference over the pixels whose forward and backward flows agree (occlusions and the uncovered border
+  masked, Sundaram et al. 2010's test), 8-bit scale. ``WarpMeter`` runs it frame by frame; a video that
+  moves exactly as its IR does scores 0, flicker that the scene's motion does not explain scores high.
 """
 
 from __future__ import annotations
@@ -26,10 +45,12 @@ import math
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
-__all__ = ["rmse", "psnr", "ssim", "flicker", "flicker_ratio", "image_metrics", "FlickerMeter", "LPIPSMetric", "LPIPSUnavailable",
-           "lpips_backbone_file"]
+__all__ = ["rmse", "psnr", "ssim", "gmsd", "grid_energy", "grid_ratio", "luma", "flicker", "flicker_ratio",
+           "image_metrics", "FlickerMeter", "WarpMeter", "LPIPSMetric", "LPIPSUnavailable", "lpips_backbone_file"]
 
 _SSIM_SIGMA = 1.5
 _SSIM_RADIUS = 5  # skimage: int(truncate(3.5) * sigma + 0.5)
@@ -88,9 +109,77 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return s.reshape(n, c, -1).mean(dim=2).mean(dim=1)
 
 
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB or (N, 1, H, W) grey -> (N, 1, H, W) BT.601 luma, float64, same scale."""
+    if x.shape[1] == 1:
+        return x.double()
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64, device=x.device).view(1, 3, 1, 1)
+    return (x.double() * w).sum(dim=1, keepdim=True)
+
+
+GMSD_C = 170.0  # the authors' constant for 8-bit images
+
+
+def gmsd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """GMSD of distorted ``a`` against reference ``b`` per image, (N,); see the module docstring."""
+    a, b = _pair(a, b)
+    if min(a.shape[-2:]) < 4:
+        raise ValueError(f"GMSD needs images of at least 4x4, got {a.shape[-1]}x{a.shape[-2]}")
+    y = F.avg_pool2d(luma(torch.cat([a, b])), 2)  # the 2x2 average, every 2nd pixel
+    prewitt = torch.tensor([[1.0, 0.0, -1.0]] * 3, dtype=torch.float64, device=y.device) / 3.0
+    kernels = torch.stack([prewitt, prewitt.t()])[:, None]  # (2, 1, 3, 3): d/dx, d/dy
+    g = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), kernels)
+    m = g.pow(2).sum(dim=1).sqrt()  # (2N, H', W')
+    m_a, m_b = m[: a.shape[0]], m[a.shape[0]:]
+    gms = (2 * m_a * m_b + GMSD_C) / (m_a**2 + m_b**2 + GMSD_C)
+    return gms.flatten(1).std(dim=1, unbiased=False)
+
+
+GRID_PERIOD = 8  # inference pixels: three 2x enlargements (1/8 -> 1/1)
+
+
+def grid_energy(x: torch.Tensor, infer_size: tuple[int, int], period: int = GRID_PERIOD) -> torch.Tensor:
+    """Periodic energy at the up-sampling grid of a model run at ``infer_size`` (W, H), per image, (N,).
+
+    ``x``: (N, C, H, W) on any scale, at any size (the grid's DFT bins do not depend on it); see the
+    module docstring. Bins too close to DC for a background ring (within 5 bins) are skipped.
+    """
+    y = luma(x)[:, 0]
+    n, h, w = y.shape
+    window = torch.outer(torch.hann_window(h, periodic=False, dtype=torch.float64, device=y.device),
+                         torch.hann_window(w, periodic=False, dtype=torch.float64, device=y.device))
+    y = (y - y.mean(dim=(1, 2), keepdim=True)) * window
+    power = torch.fft.fft2(y).abs().pow(2)
+    step_x, step_y = infer_size[0] / period, infer_size[1] / period
+    ratios = []
+    for by in range(0, int(h / 2 / step_y) + 1):
+        for bx in range(0, int(w / 2 / step_x) + 1):
+            v, u = round(by * step_y), round(bx * step_x)
+            if (bx, by) == (0, 0) or max(v, u) < 5 or v + 4 > h // 2 or u + 4 > w // 2:
+                continue
+            for su in ((u,) if u == 0 else (u, w - u)):  # both halves of the (Hermitian) spectrum
+                rows = torch.arange(v - 4, v + 5, device=y.device) % h
+                cols = torch.arange(su - 4, su + 5, device=y.device) % w
+                patch = power[:, rows][:, :, cols]  # (N, 9, 9)
+                centre = patch[:, 3:6, 3:6].flatten(1)
+                ring_mask = torch.ones(9, 9, dtype=torch.bool, device=y.device)
+                ring_mask[3:6, 3:6] = False
+                ring = patch[:, ring_mask]
+                ratios.append(centre.sum(dim=1) / (9 * ring.median(dim=1).values).clamp_min(1e-12))
+    if not ratios:
+        raise ValueError(f"a {w}x{h} image holds no grid bins of a model run at {infer_size[0]}x{infer_size[1]}")
+    return torch.stack(ratios).mean(dim=0)
+
+
+def grid_ratio(output: torch.Tensor, reference: torch.Tensor, infer_size: tuple[int, int]) -> torch.Tensor:
+    """``grid_energy(output) / grid_energy(reference)`` per image: 1.0 = no more grid than the real image."""
+    return grid_energy(output, infer_size) / grid_energy(reference, infer_size).clamp_min(1e-12)
+
+
 def image_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """RMSE, PSNR and SSIM per image, as a dict of (N,) tensors."""
-    return {"rmse": rmse(output, target), "psnr": psnr(output, target), "ssim": ssim(output, target)}
+    """RMSE, PSNR, SSIM and GMSD per image, as a dict of (N,) tensors."""
+    return {"rmse": rmse(output, target), "psnr": psnr(output, target), "ssim": ssim(output, target),
+            "gmsd": gmsd(output, target)}
 
 
 class FlickerMeter:
@@ -118,6 +207,13 @@ class FlickerMeter:
     def new_sequence(self) -> None:
         self.previous = None
 
+    @classmethod
+    def merged(cls, meters: list["FlickerMeter"]) -> "FlickerMeter":
+        """One meter over the pairs of several (e.g. the sequences of several folders)."""
+        out = cls()
+        out.total, out.count = sum(m.total for m in meters), sum(m.count for m in meters)
+        return out
+
     @property
     def value(self) -> float:
         return self.total / self.count if self.count else math.nan
@@ -126,6 +222,74 @@ class FlickerMeter:
 def flicker_ratio(output: FlickerMeter, input: FlickerMeter) -> float | None:
     """``output.value / input.value``; None when the input never changes (or had fewer than two frames)."""
     return output.value / input.value if input.count and input.total > 0 else None
+
+
+class WarpMeter:
+    """Warping error (see the module docstring) one frame at a time, over one or several sequences.
+
+    ``add(ir, outputs)`` takes the (H, W) uint8 IR frame and a dict of (H, W, C) uint8 frames to judge (the
+    model outputs, the IR itself, the visible reference...) at the IR's size; the flow between this IR frame
+    and the previous one aligns each output with its own previous frame. ``value(name)``: mean absolute
+    error over all unoccluded pixels of all pairs (NaN before the first pair).
+    """
+
+    def __init__(self):
+        import cv2
+
+        self._cv2 = cv2
+        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self.previous: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
+        self.total: dict[str, float] = {}
+        self.count = 0  # unoccluded pixels summed per output
+        self.pixels = 0  # all pixels of all pairs, for the mask's coverage
+
+    def new_sequence(self) -> None:
+        self.previous = None
+
+    def add(self, ir: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+        cv2 = self._cv2
+        if self.previous is not None:
+            prev_ir, prev_out = self.previous
+            if prev_ir.shape != ir.shape:
+                raise ValueError(f"frame of shape {ir.shape} follows one of {prev_ir.shape}")
+            back = self.flow.calc(ir, prev_ir, None)  # for each pixel of this frame, where it was in the last
+            fwd = self.flow.calc(prev_ir, ir, None)
+            h, w = ir.shape
+            gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+            mx, my = gx + back[..., 0], gy + back[..., 1]
+            fwd_at = cv2.remap(fwd, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            gap = ((back + fwd_at) ** 2).sum(axis=2)
+            mag = (back**2).sum(axis=2) + (fwd_at**2).sum(axis=2)
+            inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+            mask = inside & (gap < 0.01 * mag + 0.5)
+            self.count += int(mask.sum())
+            self.pixels += mask.size
+            for name, out in outputs.items():
+                prev = prev_out[name]
+                warped = cv2.remap(prev, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                diff = np.abs(out.astype(np.float32) - warped.reshape(out.shape).astype(np.float32))
+                diff = diff.mean(axis=2) if diff.ndim == 3 else diff
+                self.total[name] = self.total.get(name, 0.0) + float(diff[mask].sum())
+        self.previous = (ir, outputs)
+
+    @classmethod
+    def merged(cls, meters: list["WarpMeter"]) -> "WarpMeter":
+        """One meter over the pairs of several."""
+        out = cls()
+        for m in meters:
+            for name, v in m.total.items():
+                out.total[name] = out.total.get(name, 0.0) + v
+            out.count += m.count
+            out.pixels += m.pixels
+        return out
+
+    def value(self, name: str) -> float:
+        return self.total[name] / self.count if self.count and name in self.total else math.nan
+
+    @property
+    def coverage(self) -> float:
+        """Share of pixels that passed the occlusion test (NaN before the first pair)."""
+        return self.count / self.pixels if self.pixels else math.nan
 
 
 def flicker(frames: torch.Tensor) -> float:

@@ -56,6 +56,7 @@ __all__ = [
     "count_parameters",
     "GENERATORS",
     "generator_spec",
+    "weight_spec",
     "pad_to_multiple",
 ]
 
@@ -112,18 +113,15 @@ class Level(nn.Module):
     below (N, width, h/2, w/2) or None at the coarsest level; returns (features, residual image).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, width: int, blocks: int, coarsest: bool):
+    def __init__(self, in_channels: int, out_channels: int, width: int, blocks: int, coarsest: bool,
+                 up: str = "tconv"):
         super().__init__()
         self.stem = conv_norm_sine(in_channels, width)
         if coarsest:
             self.up = None
             self.fuse = None
         else:
-            self.up = nn.Sequential(
-                nn.ConvTranspose2d(width, width, 4, stride=2, padding=1),
-                nn.InstanceNorm2d(width, affine=True),
-                Sine(width),
-            )
+            self.up = nn.Sequential(upsampler(width, up), nn.InstanceNorm2d(width, affine=True), Sine(width))
             self.fuse = conv_norm_sine(2 * width, width)
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
         self.head = nn.Conv2d(width, out_channels, 3, padding=1)
@@ -138,18 +136,53 @@ class Level(nn.Module):
         return h, self.head(h)
 
 
+UPSAMPLERS = ("tconv", "tconv-bilinear", "resize-conv")
+LEVEL_UPSAMPLING = ("nearest", "bilinear")
+
+
+def upsampler(width: int, kind: str) -> nn.Module:
+    """The 2x feature upsampling between levels (N, width, h, w) -> (N, width, 2h, 2w).
+
+    ``tconv``: the paper's 4x4 stride-2 transposed convolution, default init. Its kernel overlaps unevenly
+    (each output pixel gets 4 of the 16 taps, in one of 4 phases), a known checkerboard source (Odena et al.
+    2016). ``tconv-bilinear``: the same layer (same weights shape) initialised as per-channel bilinear
+    interpolation, so it starts artefact-free. ``resize-conv``: bilinear resize, then a 3x3 convolution
+    (Odena et al.'s remedy; 3x3 weights, so not weight-compatible with the other two).
+    """
+    if kind == "resize-conv":
+        return nn.Sequential(nn.Upsample(scale_factor=2.0, mode="bilinear", align_corners=False),
+                             nn.Conv2d(width, width, 3, padding=1))
+    if kind not in ("tconv", "tconv-bilinear"):
+        raise ValueError(f"unknown upsampler {kind!r}; choose one of {', '.join(UPSAMPLERS)}")
+    layer = nn.ConvTranspose2d(width, width, 4, stride=2, padding=1)
+    if kind == "tconv-bilinear":
+        # 1-D taps of 2x bilinear interpolation for a 4-tap, stride-2, padding-1 transposed conv
+        taps = torch.tensor([0.25, 0.75, 0.75, 0.25])
+        with torch.no_grad():
+            layer.weight.zero_()
+            layer.weight[range(width), range(width)] = taps[:, None] * taps[None, :]
+            layer.bias.zero_()
+    return layer
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Architecture hyper-parameters; the defaults are the shipped model (10.82 M parameters).
 
     ``blocks`` lists residual blocks per level from the finest (full resolution) to the coarsest; its
-    length is the number of levels, so ``levels - 1`` downsamplings (the paper: 3).
+    length is the number of levels, so ``levels - 1`` downsamplings (the paper: 3). ``up`` is the feature
+    upsampler between levels (see ``upsampler``); ``level_upsampling`` how each level's image is enlarged
+    before it is added to the next one's: ``nearest`` as the paper (a blocky step at the coarse levels'
+    period) or ``bilinear``. Both are weight-compatible with the paper's form; ``up`` is except for
+    ``resize-conv``.
     """
 
     in_channels: int = 1
     out_channels: int = 3
     width: int = 64
     blocks: tuple[int, ...] = field(default=(2, 4, 12, 122))
+    up: str = "tconv"
+    level_upsampling: str = "nearest"
 
     def __post_init__(self):
         object.__setattr__(self, "blocks", tuple(int(b) for b in self.blocks))
@@ -159,6 +192,11 @@ class GeneratorConfig:
             raise ValueError(f"blocks must be a non-empty list of counts >= 0, got {self.blocks}")
         if self.width < 1:
             raise ValueError(f"width must be positive, got {self.width}")
+        if self.up not in UPSAMPLERS:
+            raise ValueError(f"unknown upsampler {self.up!r}; choose one of {', '.join(UPSAMPLERS)}")
+        if self.level_upsampling not in LEVEL_UPSAMPLING:
+            raise ValueError(f"unknown level upsampling {self.level_upsampling!r}; choose one of "
+                             f"{', '.join(LEVEL_UPSAMPLING)}")
 
     @property
     def levels(self) -> int:
@@ -179,7 +217,7 @@ class MultiScaleGenerator(nn.Module):
         c = self.config
         # levels[0] is full resolution, levels[-1] the coarsest.
         self.levels = nn.ModuleList(
-            Level(c.in_channels, c.out_channels, c.width, b, coarsest=(i == c.levels - 1))
+            Level(c.in_channels, c.out_channels, c.width, b, coarsest=(i == c.levels - 1), up=c.up)
             for i, b in enumerate(c.blocks)
         )
         self.in_channels = c.in_channels
@@ -198,9 +236,14 @@ class MultiScaleGenerator(nn.Module):
         for _ in range(self.config.levels - 1):
             pyramid.append(F.avg_pool2d(pyramid[-1], 2))
         feats, image = None, None
+        mode = self.config.level_upsampling
         for level, inp in zip(reversed(self.levels), reversed(pyramid)):
             feats, residual = level(inp, feats)
-            image = residual if image is None else residual + F.interpolate(image, scale_factor=2.0, mode="nearest")
+            if image is not None:
+                image = residual + (F.interpolate(image, scale_factor=2.0, mode="nearest") if mode == "nearest" else
+                                    F.interpolate(image, scale_factor=2.0, mode="bilinear", align_corners=False))
+            else:
+                image = residual
         return torch.tanh(image)
 
 
@@ -302,6 +345,18 @@ def generator_spec(model: nn.Module) -> dict:
         cfg["blocks"] = list(cfg["blocks"])
         return {"name": "msp", "config": cfg}
     raise TypeError(f"not a generator of this package: {type(model).__name__}")
+
+
+def weight_spec(spec: dict) -> dict:
+    """The part of a ``generator_spec`` that fixes the weights' names and shapes: two specs that agree here
+    can load each other's weights (how level images are enlarged, and how an upsampler was initialised, do not
+    change any weight)."""
+    config = dict(spec["config"])
+    config.pop("level_upsampling", None)
+    if config.get("up") == "tconv-bilinear":
+        config["up"] = "tconv"
+    config.setdefault("up", "tconv")
+    return {"name": spec["name"], "config": config}
 
 
 def count_parameters(model: nn.Module) -> int:

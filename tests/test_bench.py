@@ -119,6 +119,79 @@ def test_flicker_by_hand_and_frame_by_frame():
     assert meter.value == pytest.approx(10 / 2)
 
 
+def test_gmsd_of_a_step_edge_against_a_flat_image_by_hand():
+    # Reference: 0 left of column 32, A from there on (64x64, every row alike); distorted: flat 0. After the
+    # 2x2 average and subsampling the step lies between columns 15 and 16 of a 32-wide image; the Prewitt x
+    # gradient (3 equal rows / 3) has magnitude A at exactly those two columns, the y gradient is 0 everywhere
+    # (replicate padding), and the flat image has no gradient at all. So the similarity map is
+    # q = 170 / (A^2 + 170) on a share p = 2/32 of the pixels and 1 elsewhere: GMSD = (1 - q) sqrt(p (1 - p)).
+    a_val = 40.0
+    ref = torch.zeros(1, 1, 64, 64, dtype=torch.float64)
+    ref[..., 32:] = a_val
+    flat = torch.zeros_like(ref)
+    q, p = 170 / (a_val**2 + 170), 2 / 32
+    assert metrics.gmsd(flat, ref).item() == pytest.approx((1 - q) * np.sqrt(p * (1 - p)), rel=1e-12)
+    assert metrics.gmsd(ref, ref).item() == 0  # identical structure
+    # colour goes through BT.601 luma: an RGB image whose luma is ref scores as ref
+    rgb = ref.expand(-1, 3, -1, -1)
+    assert metrics.gmsd(flat.expand(-1, 3, -1, -1), rgb).item() == pytest.approx((1 - q) * np.sqrt(p * (1 - p)))
+    # a blurred copy keeps less structure than a sharp noisy one? no: GMSD ranks by gradient similarity only:
+    # the blurred edge is closer than a flat image and farther than the edge itself
+    blurred = torch.from_numpy(cv2.GaussianBlur(ref[0, 0].numpy(), (9, 9), 3))[None, None]
+    assert 0 < metrics.gmsd(blurred, ref).item() < metrics.gmsd(flat, ref).item()
+
+
+def _textured(h, w, seed=0, sigma=3.0):
+    rng = np.random.default_rng(seed)
+    return cv2.GaussianBlur(rng.uniform(0, 255, (h, w)), (0, 0), sigma)
+
+
+def test_grid_measure_rises_with_a_grid_at_the_models_period_only():
+    infer = (96, 64)  # a model run at 96x64 whose output was enlarged to 192x128: its grid bins are (12a, 8b)
+    rng = np.random.default_rng(0)
+    base = _textured(128, 192, sigma=6.0)  # content below the grid frequencies, as in a natural image
+    base = (base - base.min()) / np.ptp(base) * 200 + 20 + rng.normal(0, 2, (128, 192))  # a sensor's noise floor
+    vis = torch.from_numpy(base)[None, None].expand(-1, 3, -1, -1)
+    assert metrics.grid_ratio(vis, vis, infer).item() == pytest.approx(1.0)
+    y, x = np.mgrid[:128, :192]
+
+    def with_pattern(period_px):  # a faint fixed pattern of this period (in output pixels), +-3 grey levels
+        pattern = 3 * np.cos(2 * np.pi * x / period_px) * np.cos(2 * np.pi * y / period_px)
+        return torch.from_numpy(base + pattern)[None, None].expand(-1, 3, -1, -1)
+    # the model's period, 8 inference pixels = 16 output pixels, and its harmonic at 8
+    assert metrics.grid_ratio(with_pattern(16), vis, infer).item() > 2
+    assert metrics.grid_ratio(with_pattern(8), vis, infer).item() > 2
+    # the same amplitude at a period the model cannot make barely moves it
+    assert metrics.grid_ratio(with_pattern(13), vis, infer).item() < 1.2
+    # the grid is looked for where the model ran: run at the output size, a 16-pixel period is not its grid
+    assert metrics.grid_ratio(with_pattern(16), vis, (192, 128)).item() < 1.2
+
+
+def test_warping_error_is_zero_for_a_video_that_moves_as_its_ir_and_high_for_flicker():
+    h, w = 96, 128
+    scene = _textured(h, w + 40, seed=1)
+    scene = ((scene - scene.min()) / np.ptp(scene) * 255).astype(np.uint8)
+    irs = [np.ascontiguousarray(scene[:, 20 - 2 * t: 20 - 2 * t + w]) for t in range(5)]  # pans 2 px a frame
+    colour = lambda g: np.stack([g, 255 - g, g // 2], axis=2)  # noqa: E731
+    rng = np.random.default_rng(0)
+    meter = metrics.WarpMeter()
+    for ir in irs:
+        noisy = np.clip(colour(ir).astype(int) + rng.integers(-20, 21, (h, w, 3)), 0, 255).astype(np.uint8)
+        meter.add(ir, {"moves with the IR": colour(ir), "flickers": noisy, "frozen": colour(irs[0])})
+    assert meter.value("moves with the IR") < 0.5  # a shifted copy: zero up to the flow's sub-pixel error
+    assert meter.value("flickers") > 8  # uniform noise of +-20 between two frames differs by about 14 on average
+    assert meter.value("frozen") > 10  # a frozen picture does not follow the scene either
+    assert 0.8 < meter.coverage < 1.0  # the strip uncovered at the edge each frame is masked, little else
+    # the cut between two sequences is never a pair
+    meter2 = metrics.WarpMeter()
+    meter2.add(irs[0], {"x": colour(irs[0])})
+    meter2.new_sequence()
+    meter2.add(irs[3], {"x": colour(irs[0])})
+    assert np.isnan(meter2.value("x"))
+    merged = metrics.WarpMeter.merged([meter, meter2])
+    assert merged.value("flickers") == pytest.approx(meter.value("flickers"))
+
+
 def test_lpips_is_na_with_the_file_and_folder_that_fix_it(no_imagenet):
     with pytest.raises(metrics.LPIPSUnavailable) as e:
         metrics.LPIPSMetric("alex")
@@ -235,7 +308,8 @@ def test_bench_quality_cli_two_checkpoints_baseline_csv_and_lpips_na(tmp_path, t
     assert "LPIPS n/a" in r.output and "alexnet-owt-7be5be79.pth" in r.output
     assert f"CSV: {out_csv}" in r.output and f"JSON: {out_json}" in r.output  # --verbose names what it wrote
     rows = list(csv.DictReader(out_csv.open()))
-    assert len(rows) == 5 * 3 and list(rows[0]) == ["image", "model", "rmse", "psnr", "ssim", "lpips"]
+    assert len(rows) == 5 * 3 and list(rows[0]) == ["image", "folder", "model", "rmse", "psnr", "ssim", "gmsd", "grid",
+                                                    "lpips"]
     assert [r["model"] for r in rows[:3]] == [BASELINE, str(two_checkpoints[0]), str(two_checkpoints[1])]
     assert rows[0]["image"] == "lwir/I00000.png" and all(r["lpips"] == "" for r in rows)
     summary = json.loads(out_json.read_text())
@@ -245,13 +319,16 @@ def test_bench_quality_cli_two_checkpoints_baseline_csv_and_lpips_na(tmp_path, t
     assert models[str(two_checkpoints[0])]["infer_size"] == "short side 32"
     # averages are the means of the per-image rows; the two random models differ
     for name, m in models.items():
-        assert m["psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in rows if r["model"] == name]), rel=1e-5)
+        for key in ("psnr", "gmsd", "grid"):
+            assert m[key] == pytest.approx(np.mean([float(r[key]) for r in rows if r["model"] == name]), rel=1e-5)
     assert models[str(two_checkpoints[0])]["psnr"] != models[str(two_checkpoints[1])]["psnr"]
     # the IR baseline, computed here independently: grey IR in RGB against the visible image
     ir = cv2.imread(str(data / "lwir" / "I00000.png"), cv2.IMREAD_GRAYSCALE)
     vis = cv2.cvtColor(cv2.imread(str(data / "visible" / "I00000.png")), cv2.COLOR_BGR2RGB)
     grey = np.repeat(ir[:, :, None], 3, axis=2).astype(np.float64)
     assert float(rows[0]["psnr"]) == pytest.approx(peak_signal_noise_ratio(vis.astype(np.float64), grey, data_range=255), rel=1e-5)
+    t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]  # noqa: E731
+    assert float(rows[0]["gmsd"]) == pytest.approx(metrics.gmsd(t(grey), t(vis)).item(), rel=1e-5)
     # frames I00000..I00004 are a sequence: flicker is reported, and the baseline's is 1 by construction
     assert models[BASELINE]["flicker_ratio"] == pytest.approx(1.0)
     assert models[str(two_checkpoints[1])]["flicker_ratio"] > 0

@@ -3,8 +3,10 @@
 import pytest
 import torch
 
+import torch.nn.functional as F
+
 from ir2vis_stream.model import (GeneratorConfig, MultiScaleGenerator, ResnetGenerator, Sine, build_generator,
-                                 count_flops, count_parameters)
+                                 count_flops, count_parameters, generator_spec, upsampler, weight_spec)
 
 
 def test_default_parameter_count_is_in_the_papers_range():
@@ -57,6 +59,44 @@ def test_coarse_image_is_added_to_finer_levels():
         y = g(torch.randn(1, 1, 32, 32))
     blocks = y.reshape(1, 3, 4, 8, 4, 8)
     assert torch.allclose(blocks, blocks[:, :, :, :1, :, :1].expand_as(blocks))
+
+
+def test_bilinear_level_upsampling_has_no_blocks_and_shares_the_weights():
+    """The same weights with bilinear level images: the coarsest image alone is no longer blocky, and the
+    finest level's image changes nothing else (the option is weight-compatible)."""
+    torch.manual_seed(0)
+    g = MultiScaleGenerator(GeneratorConfig(width=4, blocks=(1, 1, 1, 1))).eval()
+    b = MultiScaleGenerator(GeneratorConfig(width=4, blocks=(1, 1, 1, 1), level_upsampling="bilinear")).eval()
+    b.load_state_dict(g.state_dict())
+    with torch.no_grad():
+        for m in (g, b):
+            for level in m.levels[:-1]:
+                level.head.weight.zero_()
+                level.head.bias.zero_()
+        x = torch.randn(1, 1, 32, 32)
+        coarse = torch.atanh(g(x))[..., ::8, ::8]  # the 4x4 coarsest image, read back from the nearest output
+        expected = coarse
+        for _ in range(3):
+            expected = F.interpolate(expected, scale_factor=2.0, mode="bilinear", align_corners=False)
+        torch.testing.assert_close(torch.atanh(b(x)), expected, atol=1e-4, rtol=1e-4)
+    assert weight_spec(generator_spec(g)) == weight_spec(generator_spec(b))
+
+
+def test_upsamplers():
+    x = torch.randn(1, 3, 8, 8)
+    # initialised as bilinear interpolation: equal to it away from the border (zero padding there)
+    y = upsampler(3, "tconv-bilinear")(x)
+    torch.testing.assert_close(y[..., 1:-1, 1:-1],
+                               F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)[..., 1:-1, 1:-1])
+    assert upsampler(3, "resize-conv")(x).shape == y.shape == (1, 3, 16, 16)
+    # tconv-bilinear only initialises differently: same weights as the paper's; resize-conv has 3x3 weights
+    spec = lambda up: generator_spec(MultiScaleGenerator(GeneratorConfig(width=4, blocks=(1, 1), up=up)))  # noqa: E731
+    assert weight_spec(spec("tconv")) == weight_spec(spec("tconv-bilinear")) != weight_spec(spec("resize-conv"))
+    for up in ("tconv", "tconv-bilinear", "resize-conv"):
+        g = MultiScaleGenerator(GeneratorConfig(width=4, blocks=(1, 1, 1), up=up))
+        assert g(torch.randn(1, 1, 20, 28)).shape == (1, 3, 20, 28)
+    with pytest.raises(ValueError, match="unknown upsampler"):
+        GeneratorConfig(up="pixelshuffle")
 
 
 def test_sine_is_learnable_per_channel():

@@ -53,6 +53,22 @@ def test_cosine_is_zero_for_equal_and_scaled_images_and_one_for_orthogonal():
     assert L.cosine_loss(a, d).item() == pytest.approx(1 - 1 / math.sqrt(2), abs=1e-6)
 
 
+def test_centred_cosine_is_one_minus_the_correlation():
+    # intensities [0.25, 0.75] vs [0.5, 1.0]: uncentred they point almost the same way; centred both are
+    # [-1, 1] times a scale, so the loss is 0; against [1.0, 0.5] (reversed structure) it is 2
+    a = torch.tensor([[[[-0.5, 0.5]]]])
+    b = torch.tensor([[[[0.0, 1.0]]]])
+    c = torch.tensor([[[[1.0, 0.0]]]])
+    assert L.cosine_loss(a, b, centred=True).item() == pytest.approx(0.0, abs=1e-6)
+    assert L.cosine_loss(a, c, centred=True).item() == pytest.approx(2.0, abs=1e-6)
+    # uncentred, the reversed structure costs only 1 - 0.625 / sqrt(0.625 * 1.25) = 0.29
+    assert L.cosine_loss(a, c).item() == pytest.approx(1 - 0.625 / math.sqrt(0.625 * 1.25), abs=1e-6)
+    # centring is per channel: a colour cast (per-channel offset) costs nothing
+    rgb = torch.randn(2, 3, 4, 4).clamp(-0.8, 0.8)
+    cast = rgb + torch.tensor([0.1, -0.1, 0.05]).view(1, 3, 1, 1)
+    assert L.cosine_loss(rgb, cast, centred=True).item() == pytest.approx(0.0, abs=1e-6)
+
+
 def test_tvd():
     d = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
     # x differences: 1, 1 -> mean square 1; y differences: 2, 2 -> mean square 4
@@ -134,6 +150,37 @@ def test_every_tenth_pair_is_held_out(tmp_path):
     train, held = find_pairs([tmp_path / "d"])
     assert [p.ir.stem for p in held] == ["I00009", "I00019"]
     assert len(train) == 23
+
+
+def test_whole_clips_are_held_out_by_name_prefix(tmp_path):
+    d = tmp_path / "clips"
+    make_pairs(d, n=0)
+    for clip in ("a_", "b_"):
+        for i in range(12):
+            for side in ("lwir", "visible"):
+                cv2.imwrite(str(d / side / f"{clip}{i:04d}.png"), np.full((8, 8), i, np.uint8))
+    other = make_pairs(tmp_path / "other", n=20)
+    train, held = find_pairs([d, other], heldout_prefixes=("b_",))
+    held_names = [p.ir.stem for p in held]
+    # in the folder with clip b_, exactly clip b_ (no every-10th frame of clip a_); elsewhere every 10th
+    assert held_names == [f"b_{i:04d}" for i in range(12)] + ["I00009", "I00019"]
+    assert len(train) == 12 + 18 and not any(p.ir.stem.startswith("b_") for p in train)
+
+
+def test_no_upscale_crops_small_images_at_their_own_size():
+    from ir2vis_stream.train.data import AspectCrop
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (40, 60), dtype=np.uint8)
+    ir, vis = AspectCrop(64, 32, upscale=False).train(small, np.stack([small] * 3, 2), rng)
+    assert ir.shape == (32, 32)
+    # a crop of the image itself: found in it pixel for pixel (never resampled)
+    hits = [(y, x) for y in range(9) for x in range(29) if np.array_equal(small[y:y + 32, x:x + 32], ir)]
+    assert len(hits) == 1
+    ir, _ = AspectCrop(64, 32).train(small, np.stack([small] * 3, 2), rng)  # default: enlarged to short side >= 64
+    assert not any(np.array_equal(small[y:y + 32, x:x + 32], ir) for y in range(9) for x in range(29))
+    with pytest.raises(DataError, match="smaller than the 48x48 crop"):
+        AspectCrop(64, 48, upscale=False).train(small, np.stack([small] * 3, 2), rng)
 
 
 def test_kaist_layout_is_found_recursively(tmp_path):
@@ -294,6 +341,26 @@ def test_release_stage_appends_the_run_to_the_base_models_history(tmp_path):
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "not above the base's 99.00 dB" in p.stderr
     p = release(-1.0, base=tmp_path / "run" / "best.pt")
     assert p.returncode == 1 and "did not start from the base model" in p.stderr
+
+
+def test_max_steps_ends_mid_epoch_with_last_pt_and_init_takes_weight_compatible_variants(tmp_path):
+    data = make_pairs(tmp_path / "d", n=12)  # 10 training pairs, batch 2: 5 steps an epoch
+    t = Trainer(tiny_config([data], tmp_path / "a", epochs=4, max_steps=7))
+    t.fit()
+    assert t.global_step == 7 and t.epoch == 1 and t.step_in_epoch == 2
+    last = load_checkpoint(tmp_path / "a" / "last.pt")
+    assert last.meta["global_step"] == 7
+    for k, v in t.G.state_dict().items():
+        torch.testing.assert_close(last.model.state_dict()[k], v.float(), msg=k)
+    # bilinear level images keep every weight: a fine-tune may start from the nearest-upsampling release
+    tuned = Trainer(tiny_config([data], tmp_path / "b", epochs=1, init=str(tmp_path / "a" / "last.pt"),
+                                generator_config={**TINY_G, "level_upsampling": "bilinear"}))
+    assert tuned.G.config.level_upsampling == "bilinear"
+    torch.testing.assert_close(tuned.G.state_dict()["levels.0.head.weight"], last.model.state_dict()["levels.0.head.weight"])
+    # resize-conv has other weights: refused
+    with pytest.raises(ValueError, match="--init .* holds a msp generator"):
+        Trainer(tiny_config([data], tmp_path / "c", init=str(tmp_path / "a" / "last.pt"),
+                            generator_config={**TINY_G, "up": "resize-conv"}))
 
 
 def test_init_refuses_another_architecture(tmp_path):

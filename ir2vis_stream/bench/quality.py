@@ -22,8 +22,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -36,13 +38,14 @@ from ..engines import create_engine
 from ..frames import Percentile16To8, read_image, resize, to_gray8
 from ..hardware import resolve_device
 from ..media import MediaError, VideoSource
-from ..metrics import FlickerMeter, LPIPSMetric, LPIPSUnavailable, flicker_ratio, image_metrics
+from ..metrics import (FlickerMeter, LPIPSMetric, LPIPSUnavailable, WarpMeter, flicker_ratio, grid_ratio,
+                       image_metrics)
 from ..pipeline import batch_to_engine, engine_to_rgb8, resolve_infer_size
 from ..train.data import DataError, find_pairs, natural_key
 from .report import BenchError, check_report_path, machine_description, now_iso, write_atomically
 
 BASELINE = "IR as grey (baseline)"
-METRICS = ("rmse", "psnr", "ssim", "lpips")
+METRICS = ("rmse", "psnr", "ssim", "gmsd", "grid", "lpips")
 
 
 @dataclass
@@ -54,20 +57,29 @@ class ModelSummary:
     rmse: float
     psnr: float
     ssim: float
+    gmsd: float  # structure: lower is better
+    grid: float  # up-sampling grid energy / the visible image's: 1.0 = none
     lpips: float | None  # None when LPIPS is unavailable
-    flicker_ratio: float | None  # None when the data holds no sequence
+    flicker_ratio: float | None  # output change / IR change between consecutive frames; None without sequences
+    warp_error: float | None  # mean |O_t - warp(O_t-1)| with the IR's optical flow, occlusions masked
+    ms_per_frame: float | None  # the engine call alone, at the infer size; None for the baseline
 
 
 @dataclass
 class QualityReport:
     source: dict  # what was evaluated: {"kind": "pairs", "data": [...], "split": ...} or {"kind": "video", ...}
     lpips: dict  # {"net": "alex", "available": bool, "note": str | None}
-    models: list[ModelSummary]
-    per_image: list[dict] = field(default_factory=list)  # image, model, rmse, psnr, ssim, lpips
-    reference_flicker_ratio: float | None = None  # the visible video's own change / IR change (video pairs)
+    models: list[ModelSummary]  # over all images
+    folders: dict[str, list[ModelSummary]] = field(default_factory=dict)  # the same, per data folder
+    per_image: list[dict] = field(default_factory=list)  # image, folder, model, the METRICS
+    reference: dict = field(default_factory=dict)  # the visible frames' own flicker ratio and warping error
     device: str = ""
     machine: str = ""
     date: str = ""
+
+    @property
+    def reference_flicker_ratio(self) -> float | None:
+        return self.reference.get("flicker_ratio")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -77,9 +89,9 @@ class QualityReport:
     def csv_text(self) -> str:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["image", "model", *METRICS])
+        w.writerow(["image", "folder", "model", *METRICS])
         for row in self.per_image:
-            w.writerow([row["image"], row["model"],
+            w.writerow([row["image"], row["folder"], row["model"],
                         *("" if row[m] is None else f"{row[m]:.6g}" for m in METRICS)])
         return buf.getvalue()
 
@@ -92,8 +104,42 @@ def _describe_size(spec) -> str:
     return f"{spec[0]}x{spec[1]}"
 
 
+class _Temporal:
+    """Flicker and warping error of every model (and of the IR and visible frames) over one folder's sequences."""
+
+    def __init__(self, names: list[str]):
+        self.flicker_in = FlickerMeter()
+        self.flicker_ref = FlickerMeter()
+        self.flicker_out = {n: FlickerMeter() for n in names}
+        self.warp = WarpMeter()
+
+    @classmethod
+    def merged(cls, parts: list["_Temporal"]) -> "_Temporal":
+        out = cls([])
+        out.flicker_in = FlickerMeter.merged([t.flicker_in for t in parts])
+        out.flicker_ref = FlickerMeter.merged([t.flicker_ref for t in parts])
+        out.flicker_out = {n: FlickerMeter.merged([t.flicker_out[n] for t in parts]) for n in parts[0].flicker_out}
+        out.warp = WarpMeter.merged([t.warp for t in parts])
+        return out
+
+    def new_sequence(self) -> None:
+        for meter in (self.flicker_in, self.flicker_ref, *self.flicker_out.values(), self.warp):
+            meter.new_sequence()
+
+    def add(self, ir: np.ndarray, visible: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+        self.flicker_in.add(torch.from_numpy(ir)[None])
+        self.flicker_ref.add(torch.from_numpy(visible).permute(2, 0, 1))
+        for name, out in outputs.items():
+            self.flicker_out[name].add(torch.from_numpy(out).permute(2, 0, 1))
+        self.warp.add(ir, {**outputs, _VISIBLE: visible})
+
+
+_VISIBLE = "visible frames"
+
+
 class _Evaluator:
-    """Runs every model on one IR frame at a time and accumulates metrics and flicker per model."""
+    """Runs every model on one IR frame at a time and accumulates metrics, flicker and warping error per model
+    and per folder."""
 
     def __init__(self, checkpoints: list[Checkpoint], names: list[str], *, infer_size, engine: str, device: str,
                  precision: str, lpips_net: str, lpips_random_backbone: bool):
@@ -110,50 +156,81 @@ class _Evaluator:
             self.lpips_info = {"net": lpips_net, "available": False, "note": f"LPIPS n/a: {exc}"}
         self.names = [BASELINE] + [m[0] for m in self.models]
         self.rows: list[dict] = []
-        self.flicker_in = FlickerMeter()
-        self.flicker_out = {n: FlickerMeter() for n in self.names}
+        self.seconds = {m[0]: 0.0 for m in self.models}
+        self.temporal: dict[str, _Temporal] = {}
 
     def new_sequence(self) -> None:
-        for meter in (self.flicker_in, *self.flicker_out.values()):
-            meter.new_sequence()
+        for t in self.temporal.values():
+            t.new_sequence()
 
-    def _score(self, image: str, name: str, out: torch.Tensor, target: torch.Tensor, track: bool) -> None:
-        row = {"image": image, "model": name, **{k: v.item() for k, v in image_metrics(out, target).items()}}
+    def _score(self, image: str, folder: str, name: str, out: torch.Tensor, target: torch.Tensor,
+               grid_size: tuple[int, int]) -> None:
+        row = {"image": image, "folder": folder, "model": name,
+               **{k: v.item() for k, v in image_metrics(out, target).items()},
+               "grid": grid_ratio(out, target, grid_size).item()}
         row["lpips"] = self.lpips(out, target).item() if self.lpips is not None else None
         self.rows.append(row)
-        if track:
-            self.flicker_out[name].add(out[0])
 
     @torch.inference_mode()
-    def add(self, image: str, ir: np.ndarray, visible: np.ndarray, track_flicker: bool) -> None:
-        """Score every model on one (H, W) uint8 IR frame against its (H, W, 3) uint8 RGB visible frame."""
+    def add(self, image: str, folder: str, ir: np.ndarray, visible: np.ndarray, track: bool) -> None:
+        """Score every model on one (H, W) uint8 IR frame against its (H, W, 3) uint8 RGB visible frame; with
+        ``track``, the frame continues the current sequence of ``folder`` for the temporal metrics."""
         height, width = ir.shape
         # metrics are computed where the model runs: float64 SSIM of large images is slow on a CPU
         target = torch.from_numpy(visible).permute(2, 0, 1)[None].to(self.device)
         grey = torch.from_numpy(ir)[None, None].to(self.device)
-        if track_flicker:
-            self.flicker_in.add(grey[0])
-        self._score(image, BASELINE, grey.expand(-1, 3, -1, -1), target, track_flicker)
-        for name, engine, spec, _ in self.models:
-            w, h = resolve_infer_size(spec, width, height)
-            rgb = engine_to_rgb8(engine(batch_to_engine([resize(ir, w, h)], self.device)))[0]
-            out = torch.from_numpy(resize(rgb, width, height)).permute(2, 0, 1)[None].to(self.device)
-            self._score(image, name, out, target, track_flicker)
+        sizes = [resolve_infer_size(spec, width, height) for _, _, spec, _ in self.models]
+        # the baseline's grid is measured where the first model's would be
+        self._score(image, folder, BASELINE, grey.expand(-1, 3, -1, -1), target, sizes[0] if sizes else (width, height))
+        outputs = {BASELINE: np.repeat(ir[:, :, None], 3, axis=2)}
+        for (name, engine, _, _), (w, h) in zip(self.models, sizes):
+            batch = batch_to_engine([resize(ir, w, h)], self.device)
+            t0 = time.perf_counter()
+            y = engine(batch)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.seconds[name] += time.perf_counter() - t0
+            rgb = resize(engine_to_rgb8(y)[0], width, height)
+            outputs[name] = rgb
+            self._score(image, folder, name, torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.device), target,
+                        (w, h))
+        if track:
+            self.temporal.setdefault(folder, _Temporal(self.names)).add(ir, visible, outputs)
 
-    def report(self, source: dict, reference_flicker: float | None = None) -> QualityReport:
-        summaries = []
+    def _summaries(self, rows: list[dict], temporal: _Temporal | None) -> list[ModelSummary]:
+        out = []
         for name in self.names:
-            rows = [r for r in self.rows if r["model"] == name]
-            mean = {m: float(np.mean([r[m] for r in rows])) if rows and rows[0][m] is not None else None
+            mine = [r for r in rows if r["model"] == name]
+            mean = {m: float(np.mean([r[m] for r in mine])) if mine and mine[0][m] is not None else None
                     for m in METRICS}
-            ratio = flicker_ratio(self.flicker_out[name], self.flicker_in)
             model = next((m for m in self.models if m[0] == name), None)
-            summaries.append(ModelSummary(name=name, checkpoint=model[3] if model else None,
-                                          infer_size=_describe_size(model[2]) if model else "-", images=len(rows),
-                                          flicker_ratio=ratio, **mean))
-        return QualityReport(source=source, lpips=self.lpips_info, models=summaries, per_image=self.rows,
-                             reference_flicker_ratio=reference_flicker, device=str(self.device),
+            images = len([r for r in self.rows if r["model"] == name])
+            out.append(ModelSummary(
+                name=name, checkpoint=model[3] if model else None,
+                infer_size=_describe_size(model[2]) if model else "-", images=len(mine), **mean,
+                flicker_ratio=flicker_ratio(temporal.flicker_out[name], temporal.flicker_in) if temporal else None,
+                warp_error=_nan_to_none(temporal.warp.value(name)) if temporal else None,
+                ms_per_frame=1000 * self.seconds[name] / images if model and images else None))
+        return out
+
+    def report(self, source: dict) -> QualityReport:
+        folders = list(dict.fromkeys(r["folder"] for r in self.rows))
+        per_folder = {f: self._summaries([r for r in self.rows if r["folder"] == f], self.temporal.get(f))
+                      for f in folders}
+        temporal = _Temporal.merged(list(self.temporal.values())) if self.temporal else None
+        reference = {}
+        if temporal is not None:
+            reference = {"flicker_ratio": flicker_ratio(temporal.flicker_ref, temporal.flicker_in),
+                         "warp_error": _nan_to_none(temporal.warp.value(_VISIBLE)),
+                         "warp_mask_coverage": _nan_to_none(temporal.warp.coverage)}
+        return QualityReport(source=source, lpips=self.lpips_info, models=self._summaries(self.rows, temporal),
+                             folders=per_folder if len(folders) > 1 else {}, per_image=self.rows,
+                             reference=reference, device=str(self.device),
                              machine=machine_description(self.device), date=now_iso())
+
+
+def _nan_to_none(v: float) -> float | None:
+    return None if v is None or math.isnan(v) else v
 
 
 def _load_checkpoints(paths) -> tuple[list[Checkpoint], list[str]]:
@@ -195,13 +272,14 @@ def _data_error(exc: Exception) -> BenchError:
     return BenchError("bad evaluation data: " + "; ".join(lines[1:] or lines))
 
 
-def quality_on_pairs(data, checkpoints=None, *, split: str = "all", infer_size=None, engine: str = "torch",
-                     device: str = "auto", precision: str = "fp32", lpips_net: str = "alex",
+def quality_on_pairs(data, checkpoints=None, *, split: str = "all", heldout_prefixes=(), infer_size=None,
+                     engine: str = "torch", device: str = "auto", precision: str = "fp32", lpips_net: str = "alex",
                      lpips_random_backbone: bool = False, csv_path=None, json_path=None,
                      on_start: Callable[[int], None] | None = None,
                      on_tick: Callable[[int], None] | None = None) -> QualityReport:
     """Evaluate ``checkpoints`` (paths; default: the bundled model) and the IR baseline on the pairs under ``data``
-    (a folder or a list of them); ``split``: ``all`` or ``heldout``. See the module docstring for the protocol.
+    (a folder or a list of them); ``split``: ``all`` or ``heldout`` (``heldout_prefixes``: whole clips held out, as
+    training's ``--heldout-prefix``). See the module docstring for the protocol.
     Writes the per-image ``csv_path`` and the summary ``json_path`` when given, each complete or not at all."""
     if split not in ("all", "heldout"):
         raise BenchError(f"unknown split {split!r}; use all or heldout")
@@ -209,7 +287,7 @@ def quality_on_pairs(data, checkpoints=None, *, split: str = "all", infer_size=N
     json_path = check_report_path(json_path, ".json", "--json")
     roots = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     try:
-        train, held = find_pairs(roots)
+        train, held = find_pairs(roots, heldout_prefixes=tuple(heldout_prefixes))
     except DataError as exc:
         raise _data_error(exc) from None
     pairs = held if split == "heldout" else train + held
@@ -237,7 +315,7 @@ def quality_on_pairs(data, checkpoints=None, *, split: str = "all", infer_size=N
                 image = str(p.ir.relative_to(p.root))
             except ValueError:
                 image = str(p.ir)
-            ev.add(image, ir, vis, track)
+            ev.add(image, p.root, ir, vis, track)
             done += 1
             if on_tick is not None:
                 on_tick(done)
@@ -300,7 +378,6 @@ def quality_on_video(video, reference, checkpoints=None, *, max_frames: int | No
                         lpips_net=lpips_net, lpips_random_backbone=lpips_random_backbone)
         if on_start is not None:
             on_start(min(info.frames, max_frames or info.frames) if info.frames else max_frames)
-        reference_flicker = FlickerMeter()
         stretch = Percentile16To8()
         ir_frames, ref_frames = iter(source), _reference_frames(reference)
         n = 0
@@ -313,8 +390,7 @@ def quality_on_video(video, reference, checkpoints=None, *, max_frames: int | No
                     ended, other = (video, reference) if frame is None else (reference, video)
                     raise BenchError(f"{ended} ends after {n} frames but {other} goes on; a registered pair has "
                                      f"one frame count (--max-frames compares a prefix)")
-                ev.add(f"{video.name}#{n}", to_gray8(frame.image, stretch), vis, True)
-                reference_flicker.add(torch.from_numpy(vis).permute(2, 0, 1).to(ev.device))
+                ev.add(f"{video.name}#{n}", video.name, to_gray8(frame.image, stretch), vis, True)
                 n += 1
                 if on_tick is not None:
                     on_tick(n)
@@ -324,32 +400,45 @@ def quality_on_video(video, reference, checkpoints=None, *, max_frames: int | No
             raise MediaError(f"no frames could be decoded from {video}")
     finally:
         source.close()
-    ref_ratio = flicker_ratio(reference_flicker, ev.flicker_in)
-    report = ev.report({"kind": "video", "video": str(video), "reference": str(reference), "frames": n},
-                       reference_flicker=ref_ratio)
+    report = ev.report({"kind": "video", "video": str(video), "reference": str(reference), "frames": n})
     _write_outputs(report, csv_path, json_path)
     return report
 
 
 def quality_table(report: QualityReport):
-    """The summary as one rich Table: a row per model, the baseline first."""
+    """The summary as one rich Table: a row per model, the baseline first; per folder when there are several."""
     from rich.table import Table
 
     src = report.source
     what = (f"{src['pairs']} pairs ({src['split']}) in {', '.join(src['data'])}" if src["kind"] == "pairs"
             else f"{src['frames']} frames of {src['video']} vs {src['reference']}")
-    notes = ["8-bit metrics per image, averaged; outputs compared at the images' own size"]
+    notes = ["8-bit metrics per image, averaged; outputs compared at the images' own size",
+             "grid: up-sampling grid energy / the visible image's (1 = none; the baseline at the first model's grid); "
+             "flicker: output change / IR change; warp: |O_t - O_t-1 warped by the IR's flow|, occlusions masked"]
     if report.lpips["note"]:
         notes.append(f"[yellow]{report.lpips['note']}[/yellow]")
-    if report.reference_flicker_ratio is not None:
-        notes.append(f"the visible reference's own flicker ratio: {report.reference_flicker_ratio:.2f}")
+    ref = report.reference
+    if ref.get("flicker_ratio") is not None:
+        notes.append(f"the visible frames' own flicker ratio: {ref['flicker_ratio']:.2f}, warping error: "
+                     f"{ref['warp_error']:.2f} ({100 * ref['warp_mask_coverage']:.0f}% of pixels unoccluded)")
     notes.append(f"{report.machine}; {report.date}")
     table = Table(title=f"bench quality: {what}", caption="\n".join(notes))
-    for col in ("model", "infer size", "images", "RMSE ↓", "PSNR dB ↑", "SSIM ↑", f"LPIPS-{report.lpips['net']} ↓",
-                "flicker ratio"):
-        table.add_column(col, justify="left" if col == "model" else "right")
-    for m in report.models:
-        table.add_row(m.name, m.infer_size, str(m.images), f"{m.rmse:.2f}", f"{m.psnr:.2f}", f"{m.ssim:.4f}",
-                      f"{m.lpips:.4f}" if m.lpips is not None else "n/a",
-                      f"{m.flicker_ratio:.2f}" if m.flicker_ratio is not None else "-")
+    groups = [(folder, rows) for folder, rows in report.folders.items()] + [("all" if report.folders else "", report.models)]
+    columns = (["folder"] if report.folders else []) + [
+        "model", "infer size", "images", "RMSE ↓", "PSNR dB ↑", "SSIM ↑", "GMSD ↓", "grid", f"LPIPS-{report.lpips['net']} ↓",
+        "flicker ratio", "warp err ↓", "ms/frame"]
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("model", "folder") else "right")
+
+    def fmt(v, spec):
+        return "-" if v is None else format(v, spec)
+
+    for folder, rows in groups:
+        for i, m in enumerate(rows):
+            cells = [m.name, m.infer_size, str(m.images), f"{m.rmse:.2f}", f"{m.psnr:.2f}", f"{m.ssim:.4f}",
+                     f"{m.gmsd:.4f}", f"{m.grid:.2f}", fmt(m.lpips, ".4f") if report.lpips["available"] else "n/a",
+                     fmt(m.flicker_ratio, ".2f"), fmt(m.warp_error, ".2f"), fmt(m.ms_per_frame, ".0f")]
+            if report.folders:
+                cells.insert(0, Path(folder).name if i == 0 else "")
+            table.add_row(*cells, end_section=i == len(rows) - 1)
     return table

@@ -3,7 +3,10 @@
 A *sequence* is a folder holding ``lwir/`` and ``visible/`` with images of matching names (KAIST's
 ``setXX/VYYY/``, or RoadScene/MSRS-style folders). Each data root given to training is searched
 recursively for sequences. Within each sequence, pairs are natural-sorted and every 10th one (index 9, 19,
-...) is held out for validation, as in the paper.
+...) is held out for validation, as in the paper. Where a sequence holds consecutive video frames, every 10th
+frame has its neighbours in training and a held-out figure flatters the model; ``heldout_prefixes`` then
+holds out whole clips instead: in a sequence where some names start with one of the prefixes, exactly those
+pairs are held out (and no others).
 
 Augmentation policies (the same geometry is applied to both images of a pair):
 
@@ -11,7 +14,8 @@ Augmentation policies (the same geometry is applied to both images of a pair):
   the aspect ratio, take a random ``crop x crop`` window, flip left-right with p = 0.5. Objects are seen at
   the scale they have when a whole frame is resized to short side ``scale``, which is how ``run`` feeds
   video to the model, whatever the video's aspect. A crop smaller than the scale trains faster
-  (cost ~ crop^2) without changing that object scale.
+  (cost ~ crop^2) without changing that object scale. ``upscale=False`` never enlarges an image: one whose
+  short side is below ``scale`` is cropped at its own size (its targets stay sharp; its objects are smaller).
 - ``FixedResize(w, h)`` (``--resize WxH``, the paper's 256x256): resize to exactly w x h, flip.
 
 Held-out images are resized to short side ``scale`` (aspect kept, sides multiples of 8), or to w x h.
@@ -62,8 +66,13 @@ def find_sequences(root: Path) -> list[Path]:
     return seqs
 
 
-def find_pairs(roots: list[str | Path], check_sizes: bool = True) -> tuple[list[Pair], list[Pair]]:
-    """All (train, held-out) pairs under ``roots``; DataError listing every problem found."""
+def find_pairs(roots: list[str | Path], check_sizes: bool = True,
+               heldout_prefixes: tuple[str, ...] = ()) -> tuple[list[Pair], list[Pair]]:
+    """All (train, held-out) pairs under ``roots``; DataError listing every problem found.
+
+    Held out: every 10th pair of each sequence, or, in a sequence with names starting with one of
+    ``heldout_prefixes``, exactly those (whole clips; see the module docstring)."""
+    heldout_prefixes = tuple(heldout_prefixes)
     from PIL import Image  # header-only reads: sizes without decoding
 
     problems: list[str] = []
@@ -87,6 +96,7 @@ def find_pairs(roots: list[str | Path], check_sizes: bool = True) -> tuple[list[
             if only_vis:
                 problems.append(f"{seq}: {len(only_vis)} visible image(s) without an lwir match, e.g. {', '.join(only_vis[:3])}")
             names = sorted(set(ir) & set(vis), key=natural_key)
+            by_clip = bool(heldout_prefixes) and any(n.startswith(heldout_prefixes) for n in names)
             for i, name in enumerate(names):
                 pair = Pair(ir[name], vis[name], str(root))
                 if check_sizes:
@@ -98,7 +108,8 @@ def find_pairs(roots: list[str | Path], check_sizes: bool = True) -> tuple[list[
                     except Exception as exc:  # PIL raises many types for broken files
                         problems.append(f"{seq}: unreadable image in pair {name} ({type(exc).__name__})")
                         continue
-                (held if i % HOLDOUT_EVERY == HOLDOUT_EVERY - 1 else train).append(pair)
+                is_held = name.startswith(heldout_prefixes) if by_clip else i % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+                (held if is_held else train).append(pair)
                 n_root += 1
         if n_root == 0 and not any(p.startswith(str(root)) for p in problems):
             problems.append(f"{root}: no image pairs found")
@@ -113,6 +124,7 @@ class AspectCrop:
     scale: int = 256
     crop: int = 256
     max_zoom: float = 1.25
+    upscale: bool = True
 
     def __post_init__(self):
         if self.crop > self.scale:
@@ -121,6 +133,10 @@ class AspectCrop:
     def train(self, ir: np.ndarray, vis: np.ndarray, rng: np.random.Generator):
         h, w = ir.shape[:2]
         s = self.scale / min(h, w) * rng.uniform(1.0, self.max_zoom)
+        if not self.upscale:
+            if min(h, w) < self.crop:
+                raise DataError(f"{w}x{h} images are smaller than the {self.crop}x{self.crop} crop, and upscaling is off")
+            s = min(s, 1.0)
         nw, nh = max(self.crop, round(w * s)), max(self.crop, round(h * s))
         ir, vis = resize(ir, nw, nh), resize(vis, nw, nh)
         y, x = rng.integers(0, nh - self.crop + 1), rng.integers(0, nw - self.crop + 1)

@@ -29,16 +29,24 @@ def l1_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return (fake - real).abs().mean()
 
 
-def cosine_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+def cosine_loss(fake: torch.Tensor, real: torch.Tensor, centred: bool = False) -> torch.Tensor:
     """COS = mean over images of 1 - <G(x), y> / (||G(x)|| ||y||), each image one vector of [0, 1] intensities.
 
     Written as ``1 - cos`` so that its minimum is 0. The paper's denominator ``||I_inf||`` is a typo for
     ``||G(I_inf)||``: the cosine compares the generated and the real visible image, which have the same
     number of channels, while the IR image has one.
+
+    On [0, 1] intensities every pair of natural images has a cosine near 1 (both vectors point along the
+    all-positive diagonal), so the term is small and nearly flat. ``centred=True`` subtracts each image's
+    per-channel mean first: the cosine becomes the correlation coefficient of the two images, which is 0 for
+    unrelated images and 1 only when their structure (not their brightness) matches.
     """
-    a = ((fake + 1) / 2).flatten(1)
-    b = ((real + 1) / 2).flatten(1)
-    return (1 - F.cosine_similarity(a, b, dim=1, eps=1e-8)).mean()
+    a = ((fake + 1) / 2).flatten(2)
+    b = ((real + 1) / 2).flatten(2)
+    if centred:
+        a = a - a.mean(dim=2, keepdim=True)
+        b = b - b.mean(dim=2, keepdim=True)
+    return (1 - F.cosine_similarity(a.flatten(1), b.flatten(1), dim=1, eps=1e-8)).mean()
 
 
 def tvd_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

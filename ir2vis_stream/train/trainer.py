@@ -9,6 +9,7 @@ Files written under ``config.out``:
     state.pt              full training state for --resume (models, optimisers, schedule, position)
     best.pt               generator checkpoint with the best held-out PSNR (the release format)
     epoch_XXXX.pt         generator checkpoints every ``checkpoint_every`` epochs
+    last.pt               generator checkpoint at the end of the run (all epochs, or ``max_steps``)
     log.jsonl             one JSON object per logged step and per epoch
     samples/epoch_XXXX.png  IR | output | target for a few held-out images
 """
@@ -34,7 +35,7 @@ from .. import metrics
 from ..checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 from ..frames import model_to_rgb8
 from ..hardware import autocast_dtype, resolve_device
-from ..model import build_generator, count_parameters, generator_spec
+from ..model import build_generator, count_parameters, generator_spec, weight_spec
 from . import losses as L
 from .data import AspectCrop, DataError, FixedResize, PairedImages, epoch_indices, find_pairs
 from .discriminator import MultiScaleDiscriminator
@@ -55,10 +56,13 @@ class TrainConfig:
     scale: int = 256  # short side the images are scaled to (and the default inference size)
     crop: int = 256  # square training crop, <= scale
     resize: tuple[int, int] | None = None  # (W, H): the paper's fixed resize instead of AspectCrop
+    upscale: bool = True  # False: images smaller than `scale` are cropped at their own size, never enlarged
+    heldout_prefixes: list[str] = field(default_factory=list)  # hold out whole clips (names with these prefixes)
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
     cos: bool = True
+    cos_centred: bool = False  # the cosine term on mean-centred images (a correlation) instead of [0, 1] ones
     tvd: bool = True
     perceptual: bool = True
     vgg_weights: str | None = None
@@ -77,6 +81,7 @@ class TrainConfig:
     workers: int = 2
     max_epochs_this_run: int | None = None  # stop (resumably) after this many epochs in this process
     max_steps_this_run: int | None = None  # likewise, in steps (tests)
+    max_steps: int | None = None  # end the run after this many steps in all (equal-budget ablations); writes last.pt
     quiet: bool = False
 
     def __post_init__(self):
@@ -124,8 +129,8 @@ class Trainer:
         self.out = Path(cfg.out)
 
         # Data first: bad data should fail before anything slow happens.
-        self.train_pairs, self.val_pairs = find_pairs(cfg.data)
-        self.policy = FixedResize(*cfg.resize) if cfg.resize else AspectCrop(cfg.scale, cfg.crop)
+        self.train_pairs, self.val_pairs = find_pairs(cfg.data, heldout_prefixes=tuple(cfg.heldout_prefixes))
+        self.policy = FixedResize(*cfg.resize) if cfg.resize else AspectCrop(cfg.scale, cfg.crop, upscale=cfg.upscale)
         self.train_set = PairedImages(self.train_pairs, self.policy, train=True, seed=cfg.seed)
         self.val_set = PairedImages(self.val_pairs, self.policy, train=False)
         self.steps_per_epoch = (len(self.train_set) // self.world) // cfg.batch_size
@@ -177,7 +182,7 @@ class Trainer:
         """Load G's weights from a release checkpoint of the same architecture; what to record about it."""
         ck = load_checkpoint(path)
         theirs, mine = generator_spec(ck.model), generator_spec(self.G)
-        if theirs != mine:
+        if weight_spec(theirs) != weight_spec(mine):
             raise ValueError(f"--init {path} holds a {theirs['name']} generator with config {theirs['config']}; "
                              f"this run trains {mine['name']} with config {mine['config']}")
         self.G.load_state_dict(ck.model.state_dict())
@@ -202,7 +207,7 @@ class Trainer:
         fake32 = fake.float()
         terms = {"l1": L.l1_loss(fake32, vis)}
         if cfg.cos:
-            terms["cos"] = L.cosine_loss(fake32, vis)
+            terms["cos"] = L.cosine_loss(fake32, vis, centred=cfg.cos_centred)
         if cfg.tvd:
             terms["tvd"] = L.tvd_loss(fake32, vis)
         terms["gan"] = L.lsgan_loss(fake_d, True)
@@ -288,9 +293,10 @@ class Trainer:
         if not isinstance(s, dict) or s.get("format") != STATE_FORMAT:
             raise ValueError(f"{path} is not an ir2vis-stream training state")
         saved = s["config"]
-        for key in ("generator", "generator_config", "epochs", "batch_size", "scale", "crop", "resize", "seed"):
+        for key in ("generator", "generator_config", "epochs", "batch_size", "scale", "crop", "resize", "seed",
+                    "upscale", "heldout_prefixes"):
             mine = _config_dict(self.cfg)[key]
-            if saved.get(key) != mine:
+            if saved.get(key, {"upscale": True, "heldout_prefixes": []}.get(key)) != mine:
                 raise ValueError(f"--resume: {key} was {saved.get(key)!r} in the saved run, now {mine!r}; "
                                  f"use the same settings or a new --out folder")
         self.G.load_state_dict(s["G"])
@@ -310,8 +316,11 @@ class Trainer:
             "train_size": self.policy.describe(),
             "data": [{"path": r, "train_pairs": sum(p.root == r for p in self.train_pairs),
                       "heldout_pairs": sum(p.root == r for p in self.val_pairs)} for r in cfg.data],
-            "holdout": "every 10th pair of each sequence (natural sort order)",
+            "holdout": "every 10th pair of each sequence (natural sort order)" + (
+                f"; whole clips in sequences with names starting {', '.join(cfg.heldout_prefixes)}"
+                if cfg.heldout_prefixes else ""),
             "losses": L.LossSwitches(cfg.cos, cfg.tvd, cfg.perceptual).names(),
+            "cos_centred": cfg.cos_centred, "upscale": cfg.upscale,
             "lambdas": {"pixel": L.LAMBDA_PIXEL, "adversarial": L.LAMBDA_ADV, "feature": L.LAMBDA_FEAT},
             "initialised_from": self.init_meta,
             "vgg": ("random-init (test only)" if cfg.vgg_random_init else "imagenet") if cfg.perceptual else None,
@@ -325,6 +334,10 @@ class Trainer:
         }
 
     # ---- the loop -----------------------------------------------------------------------------------------
+    @property
+    def budget_spent(self) -> bool:
+        return self.cfg.max_steps is not None and self.global_step >= self.cfg.max_steps
+
     def fit(self) -> dict | None:
         cfg = self.cfg
         if self.is_main:
@@ -372,8 +385,12 @@ class Trainer:
                             last_save = time.monotonic()
                         if cfg.max_steps_this_run is not None and steps_run >= cfg.max_steps_this_run:
                             break
-                    if self.step_in_epoch < self.steps_per_epoch:  # stopped mid-epoch by max_steps
+                        if self.budget_spent:
+                            break
+                    if self.step_in_epoch < self.steps_per_epoch:  # stopped mid-epoch by a step limit
                         self.save_state()
+                        if self.budget_spent and self.is_main:
+                            save_checkpoint(self.out / "last.pt", self.G, self.release_meta(val))
                         return val
                     # end of epoch
                     self.epoch += 1
@@ -398,6 +415,10 @@ class Trainer:
                     last_save = time.monotonic()
                     if self.distributed:
                         dist.barrier()
+                    if self.budget_spent:
+                        break
+            if self.is_main and (self.epoch >= cfg.epochs or self.budget_spent):
+                save_checkpoint(self.out / "last.pt", self.G, self.release_meta(val))
         except KeyboardInterrupt:
             self.save_state()
             raise
