@@ -82,7 +82,9 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
                 raise MediaError(f"no frames could be decoded from {input}")
             keep = True
         finally:
-            sink.close(keep=keep, audio_until_end=keep and not result.interrupted)
+            # a stopped job or a preview (--max-frames) keeps only the audio under its frames
+            whole = keep and not result.interrupted and (max_frames is None or result.frames < max_frames)
+            sink.close(keep=keep, audio_until_end=whole)
     finally:
         source.close()
     result.output = str(out_path)

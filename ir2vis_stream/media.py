@@ -218,6 +218,7 @@ class VideoSink:
             raise
         self.frames = 0
         self.last_time = None
+        self.frame_seconds = 1 / float(fps) if fps else 0.0  # one frame's duration: the video ends this late
 
     def _open_audio(self, source: Path) -> None:
         import av
@@ -258,16 +259,20 @@ class VideoSink:
         self.last_time = float(frame.pts * time_base)
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
-        self._mux_audio_until(self.last_time + 0.5)
+        self._mux_audio_until(self.last_time)
         self.frames += 1
 
     def close(self, *, keep: bool = True, audio_until_end: bool = True) -> None:
-        """Flush and finalise; rename into place if ``keep``, else delete the temporary file."""
+        """Flush and finalise; rename into place if ``keep``, else delete the temporary file.
+
+        ``audio_until_end``: copy the rest of the audio; otherwise (a stopped job, a preview) only the audio
+        that starts before the last frame ends, so sound and picture end together."""
         try:
             if keep:
                 for packet in self.stream.encode(None):
                     self.container.mux(packet)
-                self._mux_audio_until(None if audio_until_end else (self.last_time or 0.0) + 0.5)
+                video_end = (self.last_time or 0.0) + self.frame_seconds
+                self._mux_audio_until(None if audio_until_end else video_end - 1e-6)
         finally:
             self.container.close()
             if self.audio_in is not None:

@@ -122,6 +122,19 @@ def test_audio_is_copied(tmp_path, identity):
     assert n >= 16000 * 1.9  # about two seconds of it
 
 
+def test_a_preview_keeps_only_the_audio_under_its_frames(tmp_path, identity):
+    src = make_video(tmp_path / "with_audio.mp4", frames=30, fps=10, audio=True)  # 3 s of picture and sound
+    out = tmp_path / "preview.mp4"
+    irs.run(src, out, model=identity, max_frames=5)  # 0.5 s of picture
+    import av
+
+    with av.open(str(out)) as c:
+        a = c.streams.audio[0]
+        starts = [float(f.pts * f.time_base) for f in c.decode(a)]
+    # AAC frames of 1024 samples at 16 kHz (64 ms): the last one starts before the picture ends at 0.5 s
+    assert max(starts) < 0.5 and max(starts) > 0.5 - 0.1
+
+
 def test_side_by_side_doubles_width(tmp_path, identity):
     src = make_video(tmp_path / "in.mp4", frames=3, width=64, height=48)
     out = tmp_path / "sbs.mp4"
