@@ -190,8 +190,24 @@ def check_output(path: str | os.PathLike, overwrite: bool) -> tuple[Path, str]:
     return p, kind
 
 
+# The colour standard of an encoded video: the matrix its RGB is converted to YUV with, and the tags that tell a
+# player so (without tags players guess, and BT.601 vs 709 guessed wrong shifts every hue). Limited range, as
+# H.264 players expect. FFmpeg's numbers: 1 = BT.709; 6 = SMPTE 170M (BT.601, whose matrix ``ITU601`` is).
+HD_COLOUR = {"matrix": "ITU709", "tag": 1, "name": "BT.709"}
+SD_COLOUR = {"matrix": "ITU601", "tag": 6, "name": "BT.601 (SMPTE 170M)"}
+
+
+def colour_standard(width: int, height: int) -> dict:
+    """BT.709 for HD (720 lines or 1280 columns and up), BT.601 below, as broadcast and players assume."""
+    return HD_COLOUR if height >= 720 or width >= 1280 else SD_COLOUR
+
+
 class VideoSink:
-    """H.264 (libx264) video with the input's timestamps; audio copied from ``audio_from`` if it has any."""
+    """H.264 (libx264) video with the input's timestamps; audio copied from ``audio_from`` if it has any.
+
+    RGB frames are converted to YUV with the matrix of ``colour_standard`` (limited range) and the stream is
+    tagged with that standard (matrix, primaries, transfer, range).
+    """
 
     def __init__(self, path: Path, width: int, height: int, fps: Fraction, time_base: Fraction,
                  crf: int = 18, preset: str = "veryfast", audio_from: Path | None = None, overwrite: bool = False):
@@ -206,6 +222,10 @@ class VideoSink:
             self.stream.width, self.stream.height = width, height
             # 4:2:0 needs even sides; odd-sized frames are encoded 4:4:4 rather than cropped or padded.
             self.stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+            self.colour = colour_standard(width, height)
+            cc = self.stream.codec_context
+            cc.colorspace = cc.color_primaries = cc.color_trc = self.colour["tag"]
+            cc.color_range = 1  # MPEG (limited)
             self.stream.time_base = time_base
             self.stream.codec_context.time_base = time_base
             self.stream.options = {"crf": str(crf), "preset": preset}
@@ -253,7 +273,9 @@ class VideoSink:
     def write(self, rgb: np.ndarray, pts: int | None, time_base: Fraction) -> None:
         import av
 
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+            format=self.stream.pix_fmt, dst_colorspace=self.colour["matrix"], src_color_range="JPEG",
+            dst_color_range="MPEG")
         frame.pts = pts if pts is not None else self.frames
         frame.time_base = time_base
         self.last_time = float(frame.pts * time_base)

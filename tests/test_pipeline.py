@@ -122,6 +122,31 @@ def test_audio_is_copied(tmp_path, identity):
     assert n >= 16000 * 1.9  # about two seconds of it
 
 
+@pytest.mark.parametrize("width,height,tag,luma", [(64, 48, 6, 82), (1280, 720, 1, 63)])
+def test_colour_is_converted_and_tagged_with_one_standard(tmp_path, width, height, tag, luma):
+    """Pure red in limited range: Y = 16 + 219 Kr, Kr = 0.299 (BT.601, SD) or 0.2126 (BT.709, HD); the stream's
+    tags name the matrix its pixels were converted with."""
+    import av
+
+    from ir2vis_stream.media import VideoSink
+
+    out = tmp_path / "red.mp4"
+    sink = VideoSink(out, width, height, Fraction(10), Fraction(1, 10), crf=0, preset="ultrafast")
+    red = np.zeros((height, width, 3), np.uint8)
+    red[..., 0] = 255
+    for i in range(2):
+        sink.write(red, i, Fraction(1, 10))
+    sink.close()
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range) == (tag, tag, tag, 1)
+        frame = next(c.decode(video=0))
+        y = frame.to_ndarray(format="yuv420p")[:height]  # the Y plane as stored
+        assert abs(int(np.median(y)) - luma) <= 1
+        back = frame.to_ndarray(format="rgb24")  # a player honouring the tags gets red back
+        assert np.abs(back.astype(int) - red).max() <= 3
+
+
 def test_a_preview_keeps_only_the_audio_under_its_frames(tmp_path, identity):
     src = make_video(tmp_path / "with_audio.mp4", frames=30, fps=10, audio=True)  # 3 s of picture and sound
     out = tmp_path / "preview.mp4"
