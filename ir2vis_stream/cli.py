@@ -80,6 +80,7 @@ class _Command(_OneLineErrors, click.Command):
 def main():
     """Colourise thermal infrared (LWIR) video into visible-looking colour video."""
     _one_line_warnings()
+    _quiet_library_logs()
 
 
 def _one_line_warnings() -> None:
@@ -90,6 +91,19 @@ def _one_line_warnings() -> None:
     usual = warnings.formatwarning
     warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
     click.get_current_context().call_on_close(lambda: setattr(warnings, "formatwarning", usual))
+
+
+def _quiet_library_logs() -> None:
+    """torch's log lines (``W1201 ... cpp_extension.py:183] No CUDA runtime is found`` on every CPU run) are notes
+    for torch's developers, not for a user: hidden for this command unless ``IR2VIS_STREAM_DEBUG=1``."""
+    import logging
+
+    if os.environ.get("IR2VIS_STREAM_DEBUG", "") not in ("", "0"):
+        return
+    logger = logging.getLogger("torch")
+    usual = logger.level
+    logger.setLevel(logging.ERROR)
+    click.get_current_context().call_on_close(lambda: logger.setLevel(usual))
 
 
 # ---- live -----------------------------------------------------------------------------------------------

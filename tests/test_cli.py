@@ -196,3 +196,24 @@ def test_library_warnings_are_one_line(tmp_path, tiny_checkpoint):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert p.stderr.strip() == "warning: --fps applies to frame folders; a video keeps its own timestamps"
+
+
+PROBE = """
+import logging, sys
+from ir2vis_stream import cli
+
+@cli.main.command("probe-logs")
+def probe():
+    import torch  # torch's logging is set up on import, as in every command
+    logging.getLogger("torch.utils.cpp_extension").warning("No CUDA runtime is found (probe)")
+
+cli.main(["probe-logs"])
+"""
+
+
+@pytest.mark.parametrize("debug", ["", "1"])
+def test_torch_log_lines_are_hidden_unless_debugging(debug):
+    env = {**os.environ, "IR2VIS_STREAM_DEBUG": debug}
+    r = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert ("No CUDA runtime is found (probe)" in r.stderr) == bool(debug), r.stderr
