@@ -57,7 +57,7 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
     if Path(input).resolve() == out_path.resolve():
         raise MediaError("input and output are the same path")
     resolve_device(device)  # a missing GPU is reported before anything slow happens
-    source = open_source(input, fps)
+    source = open_source(input, fps, mixed_sizes=kind == "folder")
     try:
         eng, size_spec = load_engine(checkpoint, model, engine, device, precision, infer_size, rebuild=rebuild,
                                      batch=batch_size, log=lambda msg: print(msg, file=sys.stderr))

@@ -120,9 +120,13 @@ def _is_high_depth(pix_fmt: str | None) -> bool:
 
 
 class FolderSource:
-    """A folder of images (a KAIST ``lwir/`` sequence or any), natural-sorted, at ``fps`` frames per second."""
+    """A folder of images (a KAIST ``lwir/`` sequence or any), natural-sorted, at ``fps`` frames per second.
 
-    def __init__(self, path: str | os.PathLike, fps: float = 30.0):
+    ``mixed_sizes``: images may differ in size (stills going to a folder of frames); otherwise (a video needs one
+    frame size) an image whose size differs from the first one's stops the job with a clear error.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float = 30.0, mixed_sizes: bool = False):
         from .train.data import natural_key
 
         self.path = Path(path)
@@ -136,6 +140,7 @@ class FolderSource:
         rate = Fraction(fps).limit_denominator(1001)
         self.info = SourceInfo(width=first.shape[1], height=first.shape[0], fps=rate, time_base=1 / rate,
                                frames=len(self.files), kind="folder", frames_exact=True)
+        self.mixed_sizes = mixed_sizes
         self.truncated = False
         self.decode_error = None
 
@@ -149,20 +154,21 @@ class FolderSource:
     def __iter__(self) -> Iterator[SourceFrame]:
         for i, p in enumerate(self.files):
             img = self._read(p)
-            if img.shape[:2] != (self.info.height, self.info.width):
+            if not self.mixed_sizes and img.shape[:2] != (self.info.height, self.info.width):
                 raise MediaError(f"{p.name} is {img.shape[1]}x{img.shape[0]}, but the sequence started at "
-                                 f"{self.info.width}x{self.info.height}")
+                                 f"{self.info.width}x{self.info.height}; a video has one frame size (a folder "
+                                 f"output takes images of any size)")
             yield SourceFrame(i, img, i, self.info.time_base)
 
     def close(self) -> None:
         pass
 
 
-def open_source(path: str | os.PathLike, fps: float | None = None):
-    """A folder -> FolderSource (at ``fps``, default 30), anything else -> VideoSource."""
+def open_source(path: str | os.PathLike, fps: float | None = None, mixed_sizes: bool = False):
+    """A folder -> FolderSource (at ``fps``, default 30; ``mixed_sizes`` as there), anything else -> VideoSource."""
     p = Path(path)
     if p.is_dir():
-        return FolderSource(p, fps or 30.0)
+        return FolderSource(p, fps or 30.0, mixed_sizes=mixed_sizes)
     if fps is not None:
         warnings.warn("--fps applies to frame folders; a video keeps its own timestamps")
     return VideoSource(p)

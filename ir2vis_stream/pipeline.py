@@ -95,6 +95,7 @@ class _Work:
     pts: int | None
     time_base: Fraction
     small: np.ndarray  # (h, w) uint8 at inference size
+    size: tuple[int, int]  # (W, H) of the frame itself, which the colour image is resized back to
     full: np.ndarray | None  # (H, W) uint8, kept only for side-by-side output
     decoded_at: float  # perf_counter() when the decoder handed the frame over, for per-frame latency
 
@@ -127,6 +128,17 @@ def resolve_infer_size(spec, width: int, height: int, multiple: int = 8) -> tupl
         return short_side_size(width, height, int(spec["short_side"]), multiple)
     w, h = spec
     return int(w), int(h)
+
+
+def _same_shape_runs(batch: list[_Work]) -> list[list[_Work]]:
+    """``batch`` cut into runs of consecutive frames of one inference size, in order."""
+    runs: list[list[_Work]] = []
+    for w in batch:
+        if runs and runs[-1][0].small.shape == w.small.shape:
+            runs[-1].append(w)
+        else:
+            runs.append([w])
+    return runs
 
 
 class Pipeline:
@@ -192,6 +204,10 @@ class Pipeline:
 
     # ---- stages ----------------------------------------------------------------------------------------------
     def _decode(self, source, q_out: queue.Queue, size: tuple[int, int], clock: StageClock) -> None:
+        """``size``: the inference size of the source's frame size; a frame of another size (stills of mixed
+        sizes) gets its own."""
+        info = source.info
+        sizes = {(info.width, info.height): size}
         stretch = Percentile16To8()
         it = iter(source)
         while not self._stop.is_set():
@@ -201,8 +217,11 @@ class Pipeline:
                     break
                 decoded_at = time.perf_counter()
                 gray = to_gray8(frame.image, stretch)
-                small = resize(gray, *size)
-                work = _Work(frame.index, frame.pts, frame.time_base, small, gray if self.side_by_side else None,
+                own = (gray.shape[1], gray.shape[0])
+                if own not in sizes:
+                    sizes[own] = resolve_infer_size(self.infer_size_spec, *own)
+                small = resize(gray, *sizes[own])
+                work = _Work(frame.index, frame.pts, frame.time_base, small, own, gray if self.side_by_side else None,
                              decoded_at)
             self._put(q_out, work)
         self._put(q_out, _END)
@@ -220,20 +239,20 @@ class Pipeline:
                 batch.append(item)
             if not batch:
                 break
-            with clock.timed():
-                rgb = engine_to_rgb8(self.engine(batch_to_engine([w.small for w in batch], device)))
-            for w, out in zip(batch, rgb):
-                self._put(q_out, (w, out))
+            for group in _same_shape_runs(batch):  # one engine call per run of equally sized frames
+                with clock.timed():
+                    rgb = engine_to_rgb8(self.engine(batch_to_engine([w.small for w in group], device)))
+                for w, out in zip(group, rgb):
+                    self._put(q_out, (w, out))
         self._put(q_out, _END)
 
-    def _encode(self, q_in: queue.Queue, sink, out_size: tuple[int, int], clock: StageClock,
-                latencies: list[float] | None) -> None:
-        width, height = out_size
+    def _encode(self, q_in: queue.Queue, sink, clock: StageClock, latencies: list[float] | None) -> None:
         while True:
             item = self._get(q_in)
             if item is _END:
                 return
             w, rgb = item
+            width, height = w.size
             with clock.timed():
                 rgb = resize(rgb, width, height)
                 if w.full is not None:
@@ -260,8 +279,7 @@ class Pipeline:
         threads = [
             self._stage("decode", self._decode, source, q_frames, size, clocks["decode"]),
             self._stage("infer", self._infer, q_frames, q_results, clocks["infer"]),
-            self._stage("encode", self._encode, q_results, sink, (info.width, info.height), clocks["encode"],
-                        latencies),
+            self._stage("encode", self._encode, q_results, sink, clocks["encode"], latencies),
         ]
         self.done = 0
         t0 = time.perf_counter()

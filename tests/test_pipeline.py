@@ -84,6 +84,27 @@ def test_natural_sort_of_unpadded_names(tmp_path, identity):
         assert abs(left_level(cv2.imread(str(f))) - frame_value(i)) < 2
 
 
+def test_stills_of_mixed_sizes_to_a_folder_keep_their_own_sizes(tmp_path, identity):
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    sizes = [(64, 48), (40, 30), (40, 30), (33, 25), (64, 48)]  # odd sizes too; runs of one size share a batch
+    for i, (w, h) in enumerate(sizes):
+        cv2.imwrite(str(folder / f"s{i}.png"), make_frame(i, w, h))
+    out = tmp_path / "out"
+    for spec in (None, (32, 24)):  # at each frame's own size, and resized to one inference size and back
+        result = irs.run(folder, out, model=identity, batch_size=4, infer_size=spec, overwrite=True)
+        assert result.frames == 5
+        got = [cv2.imread(str(out / f"frame_{i:06d}.png"), cv2.IMREAD_GRAYSCALE) for i in range(5)]
+        assert [(g.shape[1], g.shape[0]) for g in got] == sizes
+        if spec is None:  # the identity model gives each still back pixel for pixel
+            for i, (g, (w, h)) in enumerate(zip(got, sizes)):
+                assert np.array_equal(g, make_frame(i, w, h))
+    # a video needs one frame size: a clear error, nothing written
+    with pytest.raises(irs.MediaError, match="s1.png is 40x30, but the sequence started at 64x48; a video has one"):
+        irs.run(folder, tmp_path / "out.mp4", model=identity)
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_sixteen_bit_folder_is_stretched_to_8_bit(tmp_path, identity):
     folder = make_folder(tmp_path / "raw16", frames=3, sixteen_bit=True)
     assert cv2.imread(str(next(folder.iterdir())), cv2.IMREAD_UNCHANGED).dtype == np.uint16
