@@ -30,7 +30,7 @@ from torch import nn
 
 from ir2vis_stream.checkpoint import default_checkpoint_path, load_checkpoint
 from ir2vis_stream.engines import create_engine
-from ir2vis_stream.engines.torch_engine import EngineUnavailable
+from ir2vis_stream.engines import EngineUnavailable
 from ir2vis_stream.model import build_generator, count_flops
 
 CPU_PATHS = "torch:fp32,torch:bf16,compile:bf16,onnxruntime:fp32"

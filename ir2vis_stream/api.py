@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, default_checkpoint_path, load_checkpoint

@@ -16,7 +16,7 @@ import click
 
 from .checkpoint import CheckpointError
 from .engines import ENGINES
-from .engines.torch_engine import EngineUnavailable
+from .engines.base import EngineUnavailable
 from .hardware import DeviceError
 
 

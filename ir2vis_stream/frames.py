@@ -9,6 +9,7 @@ frame; a single image uses its own percentiles.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -97,6 +98,11 @@ def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
         return img
     interp = cv2.INTER_AREA if width * height < w * h else cv2.INTER_LINEAR
     return cv2.resize(img, (width, height), interpolation=interp)
+
+
+def natural_key(s: str):
+    """Sort key that orders embedded numbers by value: ``f2.png`` before ``f10.png``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
 def short_side_size(width: int, height: int, short_side: int, multiple: int = 8) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .frames import IMAGE_EXTENSIONS, read_image
+from .frames import IMAGE_EXTENSIONS, natural_key, read_image
 
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov"}
 
@@ -127,8 +127,6 @@ class FolderSource:
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 30.0, mixed_sizes: bool = False):
-        from .train.data import natural_key
-
         self.path = Path(path)
         if not self.path.is_dir():
             raise MediaError(f"input not found: {self.path}")

@@ -9,7 +9,6 @@ import csv
 import json
 import socket
 import struct
-import zlib
 from fractions import Fraction
 
 import av

@@ -94,7 +94,7 @@ def test_truncated_video_warns_with_the_count(tmp_path, tiny_checkpoint):
     n = len(read_video(out)[0])
     assert r.exit_code == 0
     assert 0 < n < 40
-    assert f"ended early" in r.output and f"wrote the {n} frames that decoded of 40" in r.output
+    assert "ended early" in r.output and f"wrote the {n} frames that decoded of 40" in r.output
 
 
 def test_unknown_output_extension(tmp_path, tiny_checkpoint):

@@ -41,7 +41,8 @@ from ..media import MediaError, VideoSource
 from ..metrics import (FlickerMeter, LPIPSMetric, LPIPSUnavailable, WarpMeter, flicker_ratio, grid_ratio,
                        image_metrics)
 from ..pipeline import batch_to_engine, engine_to_rgb8, resolve_infer_size
-from ..train.data import DataError, find_pairs, natural_key
+from ..frames import natural_key
+from ..train.data import DataError, find_pairs
 from .report import BenchError, check_report_path, machine_description, now_iso, write_atomically
 
 BASELINE = "IR as grey (baseline)"

@@ -29,7 +29,8 @@ from torch import nn
 
 from ..hardware import cpu_has_fast_bf16
 from .base import Engine
-from .torch_engine import CompiledEngine, EngineUnavailable, TorchEngine, cxx_compiler
+from .base import EngineUnavailable
+from .torch_engine import CompiledEngine, TorchEngine, cxx_compiler
 
 ENGINES = ("torch", "compile", "onnxruntime", "tensorrt")
 

@@ -12,6 +12,10 @@ from typing import Protocol, runtime_checkable
 import torch
 
 
+class EngineUnavailable(RuntimeError):
+    """A backend that cannot run on this machine; the message says why (and create_engine may fall back)."""
+
+
 @runtime_checkable
 class Engine(Protocol):
     name: str  # "torch", "compile", "onnxruntime", "tensorrt"

@@ -20,7 +20,8 @@ import warnings
 import torch
 from torch import nn
 
-from .torch_engine import EngineUnavailable, Fp32InstanceNorm, keep_norms_fp32
+from .base import EngineUnavailable
+from .torch_engine import Fp32InstanceNorm, keep_norms_fp32
 
 
 def require_onnx() -> None:

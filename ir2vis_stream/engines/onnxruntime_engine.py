@@ -14,7 +14,7 @@ from torch import nn
 from ..model import pad_to_multiple
 from . import cache
 from .onnx_export import INPUT, OPSET, OUTPUT, check_onnx, export_onnx_bytes
-from .torch_engine import EngineUnavailable
+from .base import EngineUnavailable
 
 
 def cached_onnx(model: nn.Module, fp16: bool, rebuild: bool = False) -> bytes:

@@ -32,7 +32,7 @@ from ..model import pad_to_multiple
 from . import cache
 from .onnx_export import INPUT, OPSET, OUTPUT
 from .onnxruntime_engine import cached_onnx
-from .torch_engine import EngineUnavailable
+from .base import EngineUnavailable
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..hardware import autocast_dtype
+from .base import EngineUnavailable
 
 _DTYPE_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
@@ -60,10 +61,6 @@ class TorchEngine:
 
     def describe(self) -> str:
         return f"{self.name} {self.device} {self.precision}"
-
-
-class EngineUnavailable(RuntimeError):
-    """A backend that cannot run on this machine; the message says why (and create_engine may fall back)."""
 
 
 def cxx_compiler() -> str | None:

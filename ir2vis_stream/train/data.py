@@ -23,7 +23,6 @@ Held-out images are resized to short side ``scale`` (aspect kept, sides multiple
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..frames import IMAGE_EXTENSIONS, gray8_to_model, read_image, resize, rgb8_to_model, short_side_size, to_gray8
+from ..frames import IMAGE_EXTENSIONS, gray8_to_model, natural_key, read_image, resize, rgb8_to_model, short_side_size, to_gray8
 
 HOLDOUT_EVERY = 10
 
@@ -45,10 +44,6 @@ class Pair:
     ir: Path
     visible: Path
     root: str  # the data root it was found under, for per-folder metrics
-
-
-def natural_key(s: str):
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
 def _images(folder: Path) -> dict[str, Path]:
