@@ -280,7 +280,9 @@ class VideoSink:
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
             format=self.stream.pix_fmt, dst_colorspace=self.colour["matrix"], src_color_range="JPEG",
             dst_color_range="MPEG")
-        frame.pts = pts if pts is not None else self.frames
+        if pts is None:  # an unstamped frame comes one frame period after the last, at the sink's rate
+            pts = round(self.frames * self.frame_seconds / time_base)
+        frame.pts = pts
         frame.time_base = time_base
         self.last_time = float(frame.pts * time_base)
         for packet in self.stream.encode(frame):

@@ -167,6 +167,8 @@ class Pipeline:
         self.done = 0  # frames written, for progress display
 
     def request_stop(self) -> None:
+        """Stop the job in progress gracefully (no more input; what is in flight is finished); the next
+        ``run`` starts afresh."""
         self._stop.set()
 
     def abort(self) -> None:
@@ -281,6 +283,10 @@ class Pipeline:
             self._stage("infer", self._infer, q_frames, q_results, clocks["infer"]),
             self._stage("encode", self._encode, q_results, sink, clocks["encode"], latencies),
         ]
+        # a new job: a stop, an abort or an error of the last run on this Pipeline does not carry over
+        self._stop.clear()
+        self._abort.clear()
+        self._errors.clear()
         self.done = 0
         t0 = time.perf_counter()
         for t in threads:

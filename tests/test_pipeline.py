@@ -168,6 +168,18 @@ def test_colour_is_converted_and_tagged_with_one_standard(tmp_path, width, heigh
         assert np.abs(back.astype(int) - red).max() <= 3
 
 
+def test_frames_without_timestamps_are_stamped_at_the_sinks_rate(tmp_path):
+    from ir2vis_stream.media import VideoSink
+
+    out = tmp_path / "unstamped.mp4"
+    sink = VideoSink(out, 64, 48, Fraction(10), Fraction(1, 90000), crf=0, preset="ultrafast")  # an MPEG-TS clock
+    for i in range(3):
+        sink.write(np.full((48, 64, 3), 40 * i, np.uint8), None, Fraction(1, 90000))
+    sink.close()
+    _, pts, tb, rate, _ = read_video(out)
+    assert [p * tb for p in pts] == [0, Fraction(1, 10), Fraction(2, 10)] and rate == 10
+
+
 def test_a_preview_keeps_only_the_audio_under_its_frames(tmp_path, identity):
     src = make_video(tmp_path / "with_audio.mp4", frames=30, fps=10, audio=True)  # 3 s of picture and sound
     out = tmp_path / "preview.mp4"
@@ -280,6 +292,43 @@ def test_request_stop_finalises_a_valid_shorter_video(tmp_path):
     assert 5 <= len(frames) == result.frames < 60
     for i, f in enumerate(frames):
         assert abs(left_level(f) - frame_value(i)) < 3
+
+
+def test_a_pipeline_runs_again_after_a_stop_and_after_a_failure(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=12)
+    pipes = []
+
+    class Scripted(Recorder):  # stops or fails the job from inside, on the call the test names
+        stop_at = fail_at = None
+
+        def forward(self, x):
+            if self.stop_at is not None and self.calls == self.stop_at:
+                pipes[0].request_stop()
+            return super().forward(x)
+
+    model = Scripted()
+    pipes.append(Pipeline(TorchEngine(model, torch.device("cpu"), "fp32"), batch_size=2))
+
+    def job(name):
+        source, sink = VideoSource(src), FolderSink(tmp_path / name)
+        try:
+            return pipes[0].run(source, sink)
+        finally:
+            sink.close()
+            source.close()
+
+    model.stop_at = 1
+    stopped = job("a")
+    assert stopped.interrupted and stopped.frames < 12
+    model.stop_at = None
+    again = job("b")  # the stop belonged to the last job
+    assert again.frames == 12 and not again.interrupted
+    model.fail_at = model.calls + 1
+    with pytest.raises(RuntimeError, match="engine exploded"):
+        job("c")
+    model.fail_at = None
+    after = job("d")  # so did the failure
+    assert after.frames == 12 and not after.interrupted
 
 
 def test_truncated_video_keeps_what_decodes(tmp_path, identity):
