@@ -251,8 +251,14 @@ class VideoSink:
         if not src.streams.audio:
             src.close()
             return
-        self.audio_in = src
         in_stream = src.streams.audio[0]
+        codec = in_stream.codec_context.name
+        if codec not in self.container.supported_codecs:
+            src.close()
+            warnings.warn(f"the input's audio ({codec}) cannot be stored in a {self.path.suffix} file, so the "
+                          f"output has no sound; .mkv or .mov hold more kinds of audio")
+            return
+        self.audio_in = src
         self.audio_out = self.container.add_stream_from_template(in_stream)
         self.audio_packets = (p for p in src.demux(in_stream) if p.dts is not None)
         self.pending_audio = None

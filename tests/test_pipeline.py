@@ -193,6 +193,36 @@ def test_a_preview_keeps_only_the_audio_under_its_frames(tmp_path, identity):
     assert max(starts) < 0.5 and max(starts) > 0.5 - 0.1
 
 
+def test_audio_the_output_cannot_hold_is_dropped_with_a_warning(tmp_path, identity):
+    import av
+
+    src = tmp_path / "mulaw.mov"  # G.711 mu-law sound: a .mov holds it, a .mkv cannot
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("pcm_mulaw", rate=8000)
+        a.layout = "mono"
+        for i in range(10):
+            f = av.VideoFrame.from_ndarray(make_frame(i, 64, 48), format="gray")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 8000), np.int16), format="s16", layout="mono")
+        af.sample_rate, af.pts = 8000, 0
+        for frame in (af, None):
+            for p in a.encode(frame):
+                c.mux(p)
+    out = tmp_path / "out.mkv"
+    with pytest.warns(UserWarning, match=r"audio \(pcm_mulaw\) cannot be stored in a \.mkv file"):
+        result = irs.run(src, out, model=identity)
+    frames, *_, has_audio = read_video(out)
+    assert result.frames == len(frames) == 10 and not has_audio
+    irs.run(src, tmp_path / "out.mov", model=identity)  # where it fits, it is copied
+    assert read_video(tmp_path / "out.mov")[4]
+
+
 def test_side_by_side_doubles_width(tmp_path, identity):
     src = make_video(tmp_path / "in.mp4", frames=3, width=64, height=48)
     out = tmp_path / "sbs.mp4"
