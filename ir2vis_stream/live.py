@@ -446,9 +446,39 @@ def draw_readout(rgb: np.ndarray, text: str) -> None:
 
 
 # ---- statistics ----------------------------------------------------------------------------------------------
+class Reservoir:
+    """A uniform random sample of at most ``size`` of the values added (Vitter's algorithm R), kept in the
+    order they came: a session that runs for days holds ``size`` numbers, and its percentiles stay those of
+    the whole session to within sampling error (about 1 percentile point at the default size)."""
+
+    def __init__(self, size: int = 4096, seed: int = 0):
+        import random
+
+        self.size, self.count = size, 0
+        self._items: list[tuple[int, float]] = []  # (arrival number, value)
+        self._rng = random.Random(seed)
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        if len(self._items) < self.size:
+            self._items.append((self.count, value))
+        else:
+            j = self._rng.randrange(self.count)
+            if j < self.size:
+                self._items[j] = (self.count, value)
+
+    @property
+    def values(self) -> list[float]:
+        return [v for _, v in sorted(self._items)]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 @dataclass
 class LiveStats:
-    """What a session did; ``latencies`` / ``infer_times`` are per shown frame, in order, in seconds."""
+    """What a session did; ``latencies`` / ``infer_times`` are per shown frame, in order, in seconds: all of them
+    for the first 4,096 frames, then a uniform sample of that many (``Reservoir``), so memory stays bounded."""
 
     source: str = ""
     engine: str = ""
@@ -461,14 +491,22 @@ class LiveStats:
     reconnects: int = 0
     seconds: float = 0.0
     end: str = ""  # "source ended", "source lost", "stopped", "interrupted", "time limit", "frame limit"
-    latencies: list[float] = field(default_factory=list)
-    infer_times: list[float] = field(default_factory=list)
+    _latencies: Reservoir = field(default_factory=Reservoir, repr=False)
+    _infer_times: Reservoir = field(default_factory=lambda: Reservoir(seed=1), repr=False)
     _recent: deque = field(default_factory=deque, repr=False)  # (output time, latency) over the last second
+
+    @property
+    def latencies(self) -> list[float]:
+        return self._latencies.values
+
+    @property
+    def infer_times(self) -> list[float]:
+        return self._infer_times.values
 
     def add(self, latency: float, infer_time: float, now: float) -> None:
         self.shown += 1
-        self.latencies.append(latency)
-        self.infer_times.append(infer_time)
+        self._latencies.add(latency)
+        self._infer_times.add(infer_time)
         self._recent.append((now, latency))
         while self._recent and self._recent[0][0] < now - 1.0:
             self._recent.popleft()

@@ -111,6 +111,23 @@ def test_slow_inference_drops_stale_frames_and_latency_stays_bounded(tmp_path):
     assert np.median(lat[half:]) < np.median(lat[:half]) + 1 / CAMERA_FPS
 
 
+def test_session_statistics_stay_bounded_over_a_long_session():
+    from ir2vis_stream.live import LiveStats
+
+    stats = LiveStats()
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0.0, 1.0, 100_000)  # ~1 hour at 30 fps
+    for i, v in enumerate(values):
+        stats.add(float(v), 0.01, now=i / 30)
+    assert stats.shown == 100_000 and len(stats.latencies) == 4096
+    assert abs(stats.p50_ms - 500) < 30 and abs(stats.p95_ms - 950) < 15  # the whole session's, sampled
+    assert len(stats._recent) <= 31  # the readout keeps the last second only
+    few = LiveStats()
+    for v in (0.3, 0.1, 0.2):
+        few.add(v, 0.01, now=0)
+    assert few.latencies == [0.3, 0.1, 0.2]  # below the sample size: every value, in order
+
+
 def test_a_file_without_realtime_shows_every_frame(tmp_path):
     src = make_video(tmp_path / "in.mp4", frames=12)
     stats = LiveSession(src, engine()).run(max_seconds=20)
