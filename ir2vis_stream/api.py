@@ -42,12 +42,14 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
         model: nn.Module | None = None, engine: str = "auto", device: str = "auto", precision: str = "auto",
         batch_size: int = 4, infer_size=None, fps: float | None = None, crf: int = 18, preset: str = "veryfast",
         side_by_side: bool = False, overwrite: bool = False, max_frames: int | None = None, rebuild: bool = False,
+        temporal: float | None = None,
         on_start: Callable[[object], None] | None = None, on_tick: Callable[[int], None] | None = None,
         pipeline_hook: Callable[[Pipeline], None] | None = None) -> RunResult:
     """Colourise ``input`` (video file or frame folder) into ``output`` (.mp4/.mkv/.mov or a PNG folder).
 
     ``model`` (an nn.Module mapping (N,1,H,W) -> (N,3,H,W) in [-1, 1]) overrides ``checkpoint``;
-    ``infer_size``: None (the checkpoint's training size), ``"native"``, or ``(W, H)``. Raises MediaError,
+    ``infer_size``: None (the checkpoint's training size), ``"native"``, or ``(W, H)``; ``temporal``: strength of
+    the flow-guided temporal filter (``ir2vis_stream.temporal``; 0.6 is ``run --temporal``), None for none. Raises MediaError,
     CheckpointError or DeviceError with a one-line message; never leaves a partial output behind.
     ``on_start(source_info, expected_frames)`` and ``on_tick(frames_done)`` feed a progress display; ``pipeline_hook``
     receives the Pipeline before it starts (for ``request_stop``).
@@ -61,7 +63,7 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
         eng, size_spec = load_engine(checkpoint, model, engine, device, precision, infer_size, rebuild=rebuild,
                                      batch=batch_size, log=lambda msg: print(msg, file=sys.stderr))
         pipe = Pipeline(eng, infer_size=size_spec, batch_size=batch_size, side_by_side=side_by_side,
-                        max_frames=max_frames)
+                        max_frames=max_frames, temporal=temporal)
         info = source.info
         out_w, out_h = pipe.output_size(info.width, info.height)
         if kind == "video":

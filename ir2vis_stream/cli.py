@@ -182,11 +182,15 @@ def live_cmd(source, output, serve, no_window, no_overlay, realtime, checkpoint,
 @click.option("--crf", default=18, show_default=True, help="x264 quality (lower is better, 0 lossless).")
 @click.option("--preset", default="veryfast", show_default=True, help="x264 speed preset.")
 @click.option("--side-by-side", is_flag=True, help="Write IR | colourised side by side.")
+@click.option("--temporal", "temporal", type=click.FloatRange(0, 1, max_open=True), default=None, is_flag=False,
+              flag_value=0.6, metavar="[STRENGTH]",
+              help="Steadier colour: blend each frame with the last, carried along the IR's optical flow "
+                   "(STRENGTH 0-1, default 0.6 when given without a value).")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames (a preview).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def run_cmd(input, output, checkpoint, engine, device, precision, rebuild, batch_size, infer_size, fps, crf, preset,
-            side_by_side, max_frames, overwrite, quiet):
+            side_by_side, temporal, max_frames, overwrite, quiet):
     """Colourise INPUT (a video, or a folder of IR frames) into OUTPUT."""
     from .api import run
     from .media import MediaError
@@ -200,7 +204,7 @@ def run_cmd(input, output, checkpoint, engine, device, precision, rebuild, batch
             result = run(input, output, checkpoint=checkpoint, engine=engine, device=device, precision=precision,
                          batch_size=batch_size, infer_size=_parse_size(infer_size, allow_native=True), fps=fps,
                          crf=crf, preset=preset, side_by_side=side_by_side, overwrite=overwrite, max_frames=max_frames,
-                         rebuild=rebuild,
+                         rebuild=rebuild, temporal=temporal,
                          on_start=progress.start, on_tick=progress.update)
     except (MediaError, CheckpointError, DeviceError, EngineUnavailable, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -321,6 +325,8 @@ def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, pre
 @click.option("--infer-size", default=None, help="WxH, or 'native' [default: each checkpoint's training size].")
 @click.option("--lpips-net", type=click.Choice(["alex", "vgg"]), default="alex", show_default=True,
               help="LPIPS trunk network.")
+@click.option("--temporal", type=click.FloatRange(0, 1, max_open=True), default=None, is_flag=False, flag_value=0.6,
+              metavar="[STRENGTH]", help="Score with run --temporal's filter on (sequences and videos).")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Video pairs: compare the first N frames.")
 @click.option("--engine", default="torch", show_default=True,
               help="Inference backend; eager torch by default: compiled engines would recompile for every image size.")
@@ -331,8 +337,8 @@ def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, pre
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Write the summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or table.")
 @click.option("-v", "--verbose", is_flag=True, help="Also say which files were written.")
-def bench_quality_cmd(data, video, reference, checkpoints, split, heldout_prefixes, infer_size, lpips_net, max_frames,
-                      engine, device, precision, csv_path, json_path, quiet, verbose):
+def bench_quality_cmd(data, video, reference, checkpoints, split, heldout_prefixes, infer_size, lpips_net, temporal,
+                      max_frames, engine, device, precision, csv_path, json_path, quiet, verbose):
     """RMSE, PSNR, SSIM, GMSD, grid, LPIPS (and flicker, warping error on sequences) per checkpoint, beside the IR
     image as grey."""
     from .bench import quality_on_pairs, quality_on_video
@@ -344,7 +350,7 @@ def bench_quality_cmd(data, video, reference, checkpoints, split, heldout_prefix
     if not data and not (video and reference):
         raise click.UsageError("--video and --reference go together")
     progress = FrameProgress(enabled=not quiet, description="bench quality")
-    common = dict(infer_size=_parse_size(infer_size, allow_native=True), engine=engine, device=device,
+    common = dict(infer_size=_parse_size(infer_size, allow_native=True), temporal=temporal, engine=engine, device=device,
                   precision=precision, lpips_net=lpips_net, csv_path=csv_path, json_path=json_path,
                   on_start=lambda total: progress.start(None, total), on_tick=progress.update)
     with _bench_errors(), progress:

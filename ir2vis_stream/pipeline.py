@@ -29,6 +29,7 @@ import torch
 from .engines.base import Engine
 from .frames import Percentile16To8, gray8_to_model, model_to_rgb8, resize, short_side_size, to_gray8
 from .media import SourceFrame
+from .temporal import TemporalFilter
 
 _END = object()
 
@@ -147,11 +148,13 @@ class Pipeline:
     ``engine``: an ``Engine`` (or any callable with ``.device``); ``infer_size``: see ``resolve_infer_size``;
     ``batch_size``: frames per engine call; ``queue_frames``: capacity of each queue in frames;
     ``max_frames``: stop after this many frames (a preview of a long video); ``record_latency``: keep each
-    frame's time from decoded to written in ``RunResult.latencies`` (off by default: a live stream runs for hours).
+    frame's time from decoded to written in ``RunResult.latencies`` (off by default: a live stream runs for hours);
+    ``temporal``: the strength of the flow-guided temporal filter (``ir2vis_stream.temporal``), None for none.
     """
 
     def __init__(self, engine: Engine, *, infer_size=None, batch_size: int = 4, side_by_side: bool = False,
-                 queue_frames: int | None = None, max_frames: int | None = None, record_latency: bool = False):
+                 queue_frames: int | None = None, max_frames: int | None = None, record_latency: bool = False,
+                 temporal: float | None = None):
         if batch_size < 1:
             raise ValueError("batch size must be at least 1")
         self.engine = engine
@@ -161,6 +164,7 @@ class Pipeline:
         self.queue_frames = queue_frames or 2 * batch_size + 2
         self.max_frames = max_frames
         self.record_latency = record_latency
+        self.temporal = temporal  # strength of the flow-guided temporal filter (``temporal.py``); None: off
         self._stop = threading.Event()  # graceful: stop reading input, finish what is in flight
         self._abort = threading.Event()  # hard: drop everything
         self._errors: list[BaseException] = []
@@ -249,6 +253,9 @@ class Pipeline:
         self._put(q_out, _END)
 
     def _encode(self, q_in: queue.Queue, sink, clock: StageClock, latencies: list[float] | None) -> None:
+        # frames arrive here in order: the temporal filter (at inference size, before resizing back) runs here,
+        # off the inference thread, which is the busy one
+        smooth = TemporalFilter(self.temporal) if self.temporal else None
         while True:
             item = self._get(q_in)
             if item is _END:
@@ -256,6 +263,8 @@ class Pipeline:
             w, rgb = item
             width, height = w.size
             with clock.timed():
+                if smooth is not None:
+                    rgb = smooth(w.small, rgb)
                 rgb = resize(rgb, width, height)
                 if w.full is not None:
                     ir = w.full if w.full.shape == (height, width) else resize(w.full, width, height)

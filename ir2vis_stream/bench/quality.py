@@ -41,6 +41,7 @@ from ..media import MediaError, VideoSource
 from ..metrics import (FlickerMeter, LPIPSMetric, LPIPSUnavailable, WarpMeter, flicker_ratio, grid_ratio,
                        image_metrics)
 from ..pipeline import batch_to_engine, engine_to_rgb8, resolve_infer_size
+from ..temporal import TemporalFilter
 from ..frames import natural_key
 from ..train.data import DataError, find_pairs
 from .report import BenchError, check_report_path, machine_description, now_iso, write_atomically
@@ -143,8 +144,10 @@ class _Evaluator:
     and per folder."""
 
     def __init__(self, checkpoints: list[Checkpoint], names: list[str], *, infer_size, engine: str, device: str,
-                 precision: str, lpips_net: str, lpips_random_backbone: bool):
+                 precision: str, lpips_net: str, lpips_random_backbone: bool, temporal: float | None = None):
         self.device = resolve_device(device)
+        # run --temporal's filter, one per model, on the frames of sequences (reset at each new one)
+        self.temporal_filters = {name: TemporalFilter(temporal) for name in names} if temporal else {}
         self.models = [(name, create_engine(engine, ck.model, self.device, precision),
                         infer_size if infer_size is not None else ck.train_size, str(ck.path))
                        for name, ck in zip(names, checkpoints)]
@@ -163,6 +166,8 @@ class _Evaluator:
     def new_sequence(self) -> None:
         for t in self.temporal.values():
             t.new_sequence()
+        for f in self.temporal_filters.values():
+            f.reset()
 
     def _score(self, image: str, folder: str, name: str, out: torch.Tensor, target: torch.Tensor,
                grid_size: tuple[int, int]) -> None:
@@ -185,13 +190,17 @@ class _Evaluator:
         self._score(image, folder, BASELINE, grey.expand(-1, 3, -1, -1), target, sizes[0] if sizes else (width, height))
         outputs = {BASELINE: np.repeat(ir[:, :, None], 3, axis=2)}
         for (name, engine, _, _), (w, h) in zip(self.models, sizes):
-            batch = batch_to_engine([resize(ir, w, h)], self.device)
+            small = resize(ir, w, h)
+            batch = batch_to_engine([small], self.device)
             t0 = time.perf_counter()
             y = engine(batch)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self.seconds[name] += time.perf_counter() - t0
-            rgb = resize(engine_to_rgb8(y)[0], width, height)
+            rgb = engine_to_rgb8(y)[0]
+            if track and name in self.temporal_filters:
+                rgb = self.temporal_filters[name](small, rgb)
+            rgb = resize(rgb, width, height)
             outputs[name] = rgb
             self._score(image, folder, name, torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.device), target,
                         (w, h))
@@ -274,6 +283,7 @@ def _data_error(exc: Exception) -> BenchError:
 
 
 def quality_on_pairs(data, checkpoints=None, *, split: str = "all", heldout_prefixes=(), infer_size=None,
+                     temporal: float | None = None,
                      engine: str = "torch", device: str = "auto", precision: str = "fp32", lpips_net: str = "alex",
                      lpips_random_backbone: bool = False, csv_path=None, json_path=None,
                      on_start: Callable[[int], None] | None = None,
@@ -301,7 +311,7 @@ def quality_on_pairs(data, checkpoints=None, *, split: str = "all", heldout_pref
         sequences.setdefault(p.ir.parent.parent, []).append(p)
     ckpts, names = _load_checkpoints(checkpoints)
     ev = _Evaluator(ckpts, names, infer_size=infer_size, engine=engine, device=device, precision=precision,
-                    lpips_net=lpips_net, lpips_random_backbone=lpips_random_backbone)
+                    lpips_net=lpips_net, lpips_random_backbone=lpips_random_backbone, temporal=temporal)
     if on_start is not None:
         on_start(len(pairs))
 
@@ -321,7 +331,7 @@ def quality_on_pairs(data, checkpoints=None, *, split: str = "all", heldout_pref
             if on_tick is not None:
                 on_tick(done)
     report = ev.report({"kind": "pairs", "data": [str(r) for r in roots], "split": split, "pairs": len(pairs),
-                        "sequences_for_flicker": n_seq})
+                        "sequences_for_flicker": n_seq, "temporal": temporal})
     _write_outputs(report, csv_path, json_path)
     return report
 
@@ -353,7 +363,7 @@ def _reference_size(path: Path) -> tuple[int, int]:
 
 
 def quality_on_video(video, reference, checkpoints=None, *, max_frames: int | None = None, infer_size=None,
-                     engine: str = "torch", device: str = "auto", precision: str = "fp32", lpips_net: str = "alex",
+                     temporal: float | None = None, engine: str = "torch", device: str = "auto", precision: str = "fp32", lpips_net: str = "alex",
                      lpips_random_backbone: bool = False, csv_path=None, json_path=None,
                      on_start: Callable[[int], None] | None = None,
                      on_tick: Callable[[int], None] | None = None) -> QualityReport:
@@ -376,7 +386,7 @@ def quality_on_video(video, reference, checkpoints=None, *, max_frames: int | No
                              f"a registered pair has one size")
         ckpts, names = _load_checkpoints(checkpoints)
         ev = _Evaluator(ckpts, names, infer_size=infer_size, engine=engine, device=device, precision=precision,
-                        lpips_net=lpips_net, lpips_random_backbone=lpips_random_backbone)
+                        lpips_net=lpips_net, lpips_random_backbone=lpips_random_backbone, temporal=temporal)
         if on_start is not None:
             on_start(min(info.frames, max_frames or info.frames) if info.frames else max_frames)
         stretch = Percentile16To8()
@@ -401,7 +411,8 @@ def quality_on_video(video, reference, checkpoints=None, *, max_frames: int | No
             raise MediaError(f"no frames could be decoded from {video}")
     finally:
         source.close()
-    report = ev.report({"kind": "video", "video": str(video), "reference": str(reference), "frames": n})
+    report = ev.report({"kind": "video", "video": str(video), "reference": str(reference), "frames": n,
+                        "temporal": temporal})
     _write_outputs(report, csv_path, json_path)
     return report
 
