@@ -229,45 +229,32 @@ class WarpMeter:
 
     ``add(ir, outputs)`` takes the (H, W) uint8 IR frame and a dict of (H, W, C) uint8 frames to judge (the
     model outputs, the IR itself, the visible reference...) at the IR's size; the flow between this IR frame
-    and the previous one aligns each output with its own previous frame. ``value(name)``: mean absolute
-    error over all unoccluded pixels of all pairs (NaN before the first pair).
+    and the previous one (``ir2vis_stream.flow``) aligns each output with its own previous frame.
+    ``value(name)``: mean absolute error over all trusted pixels of all pairs (NaN before the first pair).
     """
 
     def __init__(self):
-        import cv2
+        from .flow import FlowAligner
 
-        self._cv2 = cv2
-        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self.aligner = FlowAligner()
         self.previous: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
         self.total: dict[str, float] = {}
-        self.count = 0  # unoccluded pixels summed per output
+        self.count = 0  # trusted pixels summed per output
         self.pixels = 0  # all pixels of all pairs, for the mask's coverage
 
     def new_sequence(self) -> None:
         self.previous = None
 
     def add(self, ir: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
-        cv2 = self._cv2
         if self.previous is not None:
             prev_ir, prev_out = self.previous
-            if prev_ir.shape != ir.shape:
-                raise ValueError(f"frame of shape {ir.shape} follows one of {prev_ir.shape}")
-            back = self.flow.calc(ir, prev_ir, None)  # for each pixel of this frame, where it was in the last
-            fwd = self.flow.calc(prev_ir, ir, None)
-            h, w = ir.shape
-            gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-            mx, my = gx + back[..., 0], gy + back[..., 1]
-            fwd_at = cv2.remap(fwd, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            gap = ((back + fwd_at) ** 2).sum(axis=2)
-            mag = (back**2).sum(axis=2) + (fwd_at**2).sum(axis=2)
-            inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-            mask = inside & (gap < 0.01 * mag + 0.5)
+            al = self.aligner.align(ir, prev_ir)
+            mask = al.valid
             self.count += int(mask.sum())
             self.pixels += mask.size
             for name, out in outputs.items():
-                prev = prev_out[name]
-                warped = cv2.remap(prev, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                diff = np.abs(out.astype(np.float32) - warped.reshape(out.shape).astype(np.float32))
+                warped = al.warp(prev_out[name]).reshape(out.shape)
+                diff = np.abs(out.astype(np.float32) - warped.astype(np.float32))
                 diff = diff.mean(axis=2) if diff.ndim == 3 else diff
                 self.total[name] = self.total.get(name, 0.0) + float(diff[mask].sum())
         self.previous = (ir, outputs)

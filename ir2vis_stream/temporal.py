@@ -19,8 +19,9 @@ Frames must arrive in order; ``reset()`` starts a new sequence (a cut, a new siz
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from .flow import FlowAligner
 
 __all__ = ["TemporalFilter"]
 
@@ -34,43 +35,20 @@ class TemporalFilter:
             raise ValueError(f"temporal strength must be in [0, 1), got {strength}")
         self.strength = strength
         self.ir_threshold = ir_threshold
-        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+        self.aligner = FlowAligner()
         self.reset()
 
     def reset(self) -> None:
         self.previous: tuple[np.ndarray, np.ndarray] | None = None  # (IR, filtered output)
-
-    def _coords(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._grid is None or self._grid[0].shape != (h, w):
-            gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-            self._grid = (gx, gy)
-        return self._grid
-
-    def weight(self, ir: np.ndarray, prev_ir: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(blend weight (h, w) float32, map x, map y): where each pixel of ``ir`` was in ``prev_ir``."""
-        h, w = ir.shape
-        back = self.flow.calc(ir, prev_ir, None)
-        fwd = self.flow.calc(prev_ir, ir, None)
-        gx, gy = self._coords(h, w)
-        mx, my = gx + back[..., 0], gy + back[..., 1]
-        fwd_at = cv2.remap(fwd, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        gap = ((back + fwd_at) ** 2).sum(axis=2)
-        mag = (back**2).sum(axis=2) + (fwd_at**2).sum(axis=2)
-        inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-        prev_ir_warped = cv2.remap(prev_ir, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        same = np.abs(ir.astype(np.float32) - prev_ir_warped.astype(np.float32)) < self.ir_threshold
-        trusted = inside & (gap < 0.01 * mag + 0.5) & same
-        return trusted.astype(np.float32) * self.strength, mx, my
 
     def __call__(self, ir: np.ndarray, rgb: np.ndarray) -> np.ndarray:
         if self.previous is None or self.previous[0].shape != ir.shape or self.strength == 0:
             out = rgb
         else:
             prev_ir, prev_out = self.previous
-            a, mx, my = self.weight(ir, prev_ir)
-            warped = cv2.remap(prev_out, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            a = a[..., None]
-            out = (a * warped.astype(np.float32) + (1 - a) * rgb.astype(np.float32) + 0.5).astype(np.uint8)
+            al = self.aligner.align(ir, prev_ir)
+            same = np.abs(ir.astype(np.float32) - al.warp(prev_ir).astype(np.float32)) < self.ir_threshold
+            a = ((al.valid & same).astype(np.float32) * self.strength)[..., None]
+            out = (a * al.warp(prev_out).astype(np.float32) + (1 - a) * rgb.astype(np.float32) + 0.5).astype(np.uint8)
         self.previous = (ir, out)
         return out
