@@ -64,7 +64,7 @@ class ModelSummary:
     lpips: float | None  # None when LPIPS is unavailable
     flicker_ratio: float | None  # output change / IR change between consecutive frames; None without sequences
     warp_error: float | None  # mean |O_t - warp(O_t-1)| with the IR's optical flow, occlusions masked
-    ms_per_frame: float | None  # the engine call alone, at the infer size; None for the baseline
+    ms_per_frame: float | None  # the engine call alone, at the infer size, median over calls; None for the baseline
 
 
 @dataclass
@@ -160,7 +160,7 @@ class _Evaluator:
             self.lpips_info = {"net": lpips_net, "available": False, "note": f"LPIPS n/a: {exc}"}
         self.names = [BASELINE] + [m[0] for m in self.models]
         self.rows: list[dict] = []
-        self.seconds = {m[0]: 0.0 for m in self.models}
+        self.seconds: dict[str, list[float]] = {m[0]: [] for m in self.models}  # per engine call
         self.temporal: dict[str, _Temporal] = {}
 
     def new_sequence(self) -> None:
@@ -196,7 +196,7 @@ class _Evaluator:
             y = engine(batch)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
-            self.seconds[name] += time.perf_counter() - t0
+            self.seconds[name].append(time.perf_counter() - t0)
             rgb = engine_to_rgb8(y)[0]
             if track and name in self.temporal_filters:
                 rgb = self.temporal_filters[name](small, rgb)
@@ -214,13 +214,12 @@ class _Evaluator:
             mean = {m: float(np.mean([r[m] for r in mine])) if mine and mine[0][m] is not None else None
                     for m in METRICS}
             model = next((m for m in self.models if m[0] == name), None)
-            images = len([r for r in self.rows if r["model"] == name])
             out.append(ModelSummary(
                 name=name, checkpoint=model[3] if model else None,
                 infer_size=_describe_size(model[2]) if model else "-", images=len(mine), **mean,
                 flicker_ratio=flicker_ratio(temporal.flicker_out[name], temporal.flicker_in) if temporal else None,
                 warp_error=_nan_to_none(temporal.warp.value(name)) if temporal else None,
-                ms_per_frame=1000 * self.seconds[name] / images if model and images else None))
+                ms_per_frame=1000 * float(np.median(self.seconds[name])) if model and self.seconds[name] else None))
         return out
 
     def report(self, source: dict) -> QualityReport:
