@@ -35,14 +35,13 @@ import torch
 
 from ..checkpoint import Checkpoint, CheckpointError, default_checkpoint_path, load_checkpoint
 from ..engines import create_engine
-from ..frames import Percentile16To8, read_image, resize, to_gray8
+from ..frames import Percentile16To8, natural_key, read_image, resize, to_gray8
 from ..hardware import resolve_device
 from ..media import MediaError, VideoSource
 from ..metrics import (FlickerMeter, LPIPSMetric, LPIPSUnavailable, WarpMeter, flicker_ratio, grid_ratio,
                        image_metrics)
 from ..pipeline import batch_to_engine, engine_to_rgb8, resolve_infer_size
 from ..temporal import TemporalFilter
-from ..frames import natural_key
 from ..train.data import DataError, find_pairs
 from .report import BenchError, check_report_path, machine_description, now_iso, write_atomically
 
