@@ -312,8 +312,15 @@ class Pipeline:
                 self.request_stop()
                 if interrupts > 1:
                     self._abort.set()
-                    for t in threads:
-                        t.join(timeout=5)
+                    # The decode and encode threads hold the source's and sink's FFmpeg objects, which the
+                    # caller closes as soon as this returns: wait for them (they notice the abort within a
+                    # queue timeout, or when the call in hand returns). The inference thread holds neither;
+                    # an engine call cannot be interrupted, so it is left to end on its own (a daemon).
+                    decode, infer, encode = threads
+                    for t in (decode, encode):
+                        while t.is_alive():
+                            t.join(timeout=0.1)
+                    infer.join(timeout=1)
                     raise
         seconds = time.perf_counter() - t0
         if self._errors:

@@ -1,5 +1,6 @@
 """The streaming job on clips the tests make: counts, timing, order, pixels, folders, 16-bit, audio."""
 
+import time
 from fractions import Fraction
 
 import cv2
@@ -359,6 +360,38 @@ def test_a_pipeline_runs_again_after_a_stop_and_after_a_failure(tmp_path):
     model.fail_at = None
     after = job("d")  # so did the failure
     assert after.frames == 12 and not after.interrupted
+
+
+def test_a_second_ctrl_c_returns_only_when_no_thread_uses_the_source_or_sink(tmp_path, identity):
+    """Ctrl-C twice (raised here from the progress callback, which runs where the signal lands) while the
+    encoder is busy for longer than a join would wait: run() may raise only once that write has returned,
+    or the caller would close the sink under it."""
+    import threading
+
+    class SlowSink(FolderSink):
+        writing = False
+
+        def write(self, rgb, pts, time_base):
+            self.writing = True
+            time.sleep(7 if self.frames == 1 else 0)  # longer than the 5 s a join with a timeout used to wait
+            super().write(rgb, pts, time_base)
+            self.writing = False
+
+    source, sink = VideoSource(make_video(tmp_path / "in.mp4", frames=30)), SlowSink(tmp_path / "out")
+    pipe = Pipeline(TorchEngine(identity, torch.device("cpu"), "fp32"), batch_size=2)
+    presses = []
+
+    def ctrl_c(done):
+        if done >= 1 and len(presses) < 2 and sink.writing:
+            presses.append(done)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe.run(source, sink, on_tick=ctrl_c)
+    assert len(presses) == 2 and not sink.writing
+    assert not any(t.name in ("ir2vis-decode", "ir2vis-encode") and t.is_alive() for t in threading.enumerate())
+    sink.close(keep=False)
+    source.close()
 
 
 def test_truncated_video_keeps_what_decodes(tmp_path, identity):
