@@ -282,6 +282,59 @@ def test_plan_cache_builds_once_reuses_and_rebuilds_when_damaged_or_refused():
     assert len(builds) == 4
 
 
+def test_tensorrt_creates_its_objects_on_the_engines_gpu(monkeypatch, trained_model):
+    """On cuda:1, TensorRT's runtime, engine and context must be made while cuda:1 is the current device (they
+    go to the current device). A stand-in TensorRT and CUDA record the current device at each call; nothing of
+    this needs a GPU, and the real TensorRT API is not run (it cannot be installed here)."""
+    import contextlib
+    import sys
+    import types
+
+    current = ["cuda:0"]
+    seen = {}
+
+    @contextlib.contextmanager
+    def cuda_device(dev):
+        before, current[0] = current[0], str(torch.device(dev))
+        try:
+            yield
+        finally:
+            current[0] = before
+
+    fake = types.ModuleType("tensorrt")
+    fake.__version__ = "10.3.0"
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, level):
+            pass
+
+    class Engine:
+        def create_execution_context(self):
+            seen["context"] = current[0]
+            return object()
+
+    class Runtime:
+        def __init__(self, logger):
+            seen["runtime"] = current[0]
+
+        def deserialize_cuda_engine(self, data):
+            seen["engine"] = current[0]
+            return Engine()
+
+    fake.Logger, fake.Runtime = Logger, Runtime
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    monkeypatch.setattr(torch.cuda, "device", cuda_device)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda dev=None: "Stand-in GPU")
+    monkeypatch.setattr(torch.cuda, "Stream", lambda dev=None: object())
+    monkeypatch.setattr(trt_logic, "cached_onnx", lambda model, fp16, rebuild: b"onnx")
+    monkeypatch.setattr(trt_logic, "load_or_build_plan", lambda key, build, deserialize, rebuild: deserialize(b"plan"))
+    trt_logic.TensorRTEngine(trained_model, torch.device("cuda", 1), "fp16", batch=2, infer_hw=(32, 32))
+    assert seen == {"runtime": "cuda:1", "engine": "cuda:1", "context": "cuda:1"}
+    assert current[0] == "cuda:0"  # and the caller's device is current again afterwards
+
+
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
 def test_tensorrt_missing_is_a_clear_error(trained_model):
     with pytest.raises(EngineUnavailable, match="TensorRT is not installed"):

@@ -142,10 +142,13 @@ class TensorRTEngine:
         self.gpu_name = torch.cuda.get_device_name(self.device)
         self.stream = torch.cuda.Stream(self.device)
         self.trt_logger = trt.Logger(trt.Logger.WARNING)
-        self.runtime = trt.Runtime(self.trt_logger)
-        self.engine = self.context = self.profile = None
-        if infer_hw is not None:
-            self._prepare(profile_for(batch, self.in_channels, *infer_hw, self.size_multiple))
+        # TensorRT creates its CUDA objects (runtime, engine, context) on the *current* device: on cuda:N every
+        # call into it runs inside ``torch.cuda.device(N)``, or it would build and run on GPU 0
+        with torch.cuda.device(self.device):
+            self.runtime = trt.Runtime(self.trt_logger)
+            self.engine = self.context = self.profile = None
+            if infer_hw is not None:
+                self._prepare(profile_for(batch, self.in_channels, *infer_hw, self.size_multiple))
 
     # -- build ---------------------------------------------------------------------------------------------
     def _prepare(self, profile: ShapeProfile) -> None:
@@ -200,6 +203,10 @@ class TensorRTEngine:
     # -- run -----------------------------------------------------------------------------------------------
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.cuda.device(self.device):
+            return self._run(x)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.in_channels and x.shape[1] == 3:
             x = x.mean(dim=1, keepdim=True)
         x, (h, w) = pad_to_multiple(x, self.size_multiple)
