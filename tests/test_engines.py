@@ -117,6 +117,29 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(trained_model, monke
         assert rel_err(eng(x), trained_model(x).detach()) <= 1e-6
 
 
+def test_a_compiled_engine_runs_every_call_on_its_own_thread(trained_model, monkeypatch):
+    """CUDA graphs are recorded per thread: warm-up on the main thread and the pipeline's inference thread must
+    reach the compiled function on one and the same thread."""
+    import threading
+
+    threads = []
+
+    def recording_compile(fn, **kwargs):
+        def compiled(x):
+            threads.append(threading.current_thread().name)
+            return fn(x)
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    eng = create_engine("compile", trained_model, CPU, "fp32")
+    x = torch.rand(1, 1, 32, 32) * 2 - 1
+    eng(x)  # the main thread (a warm-up)
+    worker = threading.Thread(target=eng, args=(x,), name="ir2vis-infer")
+    worker.start()
+    worker.join()
+    assert len(threads) == 2 and len(set(threads)) == 1 and threads[0].startswith("ir2vis-compiled")
+
+
 def test_compile_does_not_hide_errors_of_the_model_itself(trained_model, monkeypatch):
     def compiled_but_out_of_memory(fn, **kwargs):
         def compiled(x):

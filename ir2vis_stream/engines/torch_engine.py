@@ -82,6 +82,10 @@ class CompiledEngine(TorchEngine):
     up to it (the last batch of a video) rather than triggering a new compilation. On CUDA the graphs are
     captured as CUDA graphs (``mode="reduce-overhead"``). Compiled kernels are cached on disk under the
     user cache (``TORCHINDUCTOR_CACHE_DIR``, unless already set), so a second process starts much faster.
+
+    Every call runs on one thread the engine owns, whichever thread calls it: torch.compile's CUDA graphs are
+    recorded per thread, so an engine warmed on the main thread and then fed by the pipeline's inference
+    thread would record (and hold memory for) its graphs twice.
     """
 
     name = "compile"
@@ -101,9 +105,15 @@ class CompiledEngine(TorchEngine):
         self._eager = target
         self._fn = torch.compile(target, dynamic=False, mode=mode)
         self._batch = 0
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ir2vis-compiled")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self._thread.submit(self._call, x).result()
 
     @torch.inference_mode()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def _call(self, x: torch.Tensor) -> torch.Tensor:
         from ..model import pad_to_multiple
 
         n = x.shape[0]
