@@ -81,7 +81,7 @@ def main() -> int:
     ap.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE)
     ap.add_argument("--max-frames", type=int, default=None, help="compare the first N frames of the video")
     ap.add_argument("--engine", default="onnxruntime")
-    ap.add_argument("--json", type=Path, required=True)
+    ap.add_argument("--json", type=Path, required=True, help="every report, rewritten after each variant")
     args = ap.parse_args()
     prefixes = args.heldout_prefix if args.heldout_prefix is not None else ["0115_1847_"]
     variants = [parse_variant(t) for t in args.variants]
@@ -95,9 +95,9 @@ def main() -> int:
                                      **common)
             video = quality_on_video(args.video, args.reference, [ck], max_frames=args.max_frames, **common)
             results.append({"variant": v, "pairs": pairs.to_dict(), "video": video.to_dict()})
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2) + "\n")  # after each variant: a cut run keeps what it did
             print(f"done: {v['name']}", file=sys.stderr, flush=True)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(markdown(results))
     return 0
 
