@@ -73,7 +73,9 @@ def variant_checkpoint(v: dict, tmp: Path) -> Path:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("variants", nargs="+", help="NAME=CHECKPOINT[,infer=S|WxH|native][,level_upsampling=...]")
+    ap.add_argument("variants", nargs="*", help="NAME=CHECKPOINT[,infer=S|WxH|native][,level_upsampling=...]")
+    ap.add_argument("--table", nargs="+", type=Path, default=None, metavar="JSON",
+                    help="print the table of earlier runs' JSON files (one table, in order) and exit")
     ap.add_argument("--data", nargs="*", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--heldout-prefix", action="append", default=None,
                     help="whole clips held out (default: 0115_1847_, the m3svd_dusk clip no run trains on)")
@@ -81,8 +83,13 @@ def main() -> int:
     ap.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE)
     ap.add_argument("--max-frames", type=int, default=None, help="compare the first N frames of the video")
     ap.add_argument("--engine", default="onnxruntime")
-    ap.add_argument("--json", type=Path, required=True, help="every report, rewritten after each variant")
+    ap.add_argument("--json", type=Path, default=None, help="every report, rewritten after each variant")
     args = ap.parse_args()
+    if args.table:
+        print(markdown([r for path in args.table for r in json.loads(path.read_text())]))
+        return 0
+    if not args.variants or args.json is None:
+        ap.error("give variants and --json, or --table JSON...")
     prefixes = args.heldout_prefix if args.heldout_prefix is not None else ["0115_1847_"]
     variants = [parse_variant(t) for t in args.variants]
     results = []
