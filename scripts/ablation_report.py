@@ -86,6 +86,9 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=None, help="every report, rewritten after each variant")
     args = ap.parse_args()
     if args.table:
+        missing = [str(p) for p in args.table if not p.is_file()]
+        if missing:
+            ap.error(f"no such file: {', '.join(missing)}")
         print(markdown([r for path in args.table for r in json.loads(path.read_text())]))
         return 0
     if not args.variants or args.json is None:
