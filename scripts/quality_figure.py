@@ -31,7 +31,6 @@ from ir2vis_stream.pipeline import batch_to_engine, engine_to_rgb8, resolve_infe
 
 DEFAULT_PAIRS = [SHARED / "msrs_full" / "lwir" / "00204D.png", SHARED / "m3svd_dusk" / "lwir" / "0115_1847_0010.png",
                  SHARED / "roadscene" / "lwir" / "FLIR_00993.jpg"]
-TILE_HEIGHT = 240
 
 
 def video_frames(path: Path, numbers: list[int], color: bool) -> list[np.ndarray]:
@@ -61,6 +60,7 @@ def main() -> int:
     ap.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     ap.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE)
     ap.add_argument("--frames", nargs="*", type=int, default=[40, 120])
+    ap.add_argument("--height", type=int, default=200, help="height of each picture in the figure")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
 
@@ -86,8 +86,8 @@ def main() -> int:
                 rgb = engine_to_rgb8(engine(batch_to_engine([resize(ir, iw, ih)], engine.device)))[0]
                 tiles.append(resize(rgb, w, h))
             tiles.append(vis)
-            tw = round(w * TILE_HEIGHT / h)
-            tiles = [cv2.resize(t, (tw, TILE_HEIGHT), interpolation=cv2.INTER_AREA) for t in tiles]
+            tw = round(w * args.height / h)
+            tiles = [cv2.resize(t, (tw, args.height), interpolation=cv2.INTER_AREA) for t in tiles]
             names = [f"IR ({where})"] + [v["name"] for v in variants] + ["visible"]
             picture.append(np.concatenate([label(t, n) for t, n in zip(tiles, names)], 1))
     width = max(r.shape[1] for r in picture)
