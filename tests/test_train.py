@@ -312,7 +312,7 @@ def test_training_writes_checkpoints_log_and_samples(tmp_path):
     m = ck.meta
     assert m["losses"] == ["l1", "cos", "tvd", "gan", "cgan", "fm", "perceptual"]
     assert m["train_size"] == {"short_side": 32} and m["precision"] == "fp32" and m["epochs_planned"] == 2
-    assert set(m["heldout"]["all"]) == {"psnr", "ssim", "rmse"} and "all" in m["heldout_ir_as_grey"]
+    assert set(m["heldout"]["all"]) == {"psnr", "ssim", "rmse", "gmsd"} and "all" in m["heldout_ir_as_grey"]
     assert m["data"][0]["train_pairs"] == 11 and m["data"][0]["heldout_pairs"] == 1
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["event"] == "epoch"] == [1, 2]
