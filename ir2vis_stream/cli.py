@@ -93,17 +93,22 @@ def _one_line_warnings() -> None:
     click.get_current_context().call_on_close(lambda: setattr(warnings, "formatwarning", usual))
 
 
-def _quiet_library_logs() -> None:
+def quiet_library_logs():
     """torch's log lines (``W1201 ... cpp_extension.py:183] No CUDA runtime is found`` on every CPU run) are notes
-    for torch's developers, not for a user: hidden for this command unless ``IR2VIS_STREAM_DEBUG=1``."""
+    for torch's developers, not for a user: hidden unless ``IR2VIS_STREAM_DEBUG=1``. Returns the undo."""
     import logging
 
     if os.environ.get("IR2VIS_STREAM_DEBUG", "") not in ("", "0"):
-        return
+        return lambda: None
     logger = logging.getLogger("torch")
     usual = logger.level
     logger.setLevel(logging.ERROR)
-    click.get_current_context().call_on_close(lambda: logger.setLevel(usual))
+    return lambda: logger.setLevel(usual)
+
+
+def _quiet_library_logs() -> None:
+    """``quiet_library_logs`` for the command in progress."""
+    click.get_current_context().call_on_close(quiet_library_logs())
 
 
 # ---- live -----------------------------------------------------------------------------------------------

@@ -52,6 +52,9 @@ def synthetic_thermal_clip(path: Path, frames: int = 48, width: int = 320, heigh
 
 
 def main(argv=None) -> int:
+    from .cli import quiet_library_logs
+
+    quiet_library_logs()  # the user's first run: no torch log lines (IR2VIS_STREAM_DEBUG=1 shows them)
     ap = argparse.ArgumentParser(prog="python -m ir2vis_stream.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--input", help="a thermal video or frame folder (default: a synthetic clip)")
     ap.add_argument("--out", default="demo-out", help="folder for the results (default: demo-out)")
