@@ -151,6 +151,8 @@ def grid_energy(x: torch.Tensor, infer_size: tuple[int, int], period: int = GRID
     y = (y - y.mean(dim=(1, 2), keepdim=True)) * window
     power = torch.fft.fft2(y).abs().pow(2)
     step_x, step_y = infer_size[0] / period, infer_size[1] / period
+    ring_mask = torch.ones(9, 9, dtype=torch.bool, device=y.device)  # the 9x9 neighbourhood less its 3x3 centre
+    ring_mask[3:6, 3:6] = False
     ratios = []
     for by in range(0, int(h / 2 / step_y) + 1):
         for bx in range(0, int(w / 2 / step_x) + 1):
@@ -162,8 +164,6 @@ def grid_energy(x: torch.Tensor, infer_size: tuple[int, int], period: int = GRID
                 cols = torch.arange(su - 4, su + 5, device=y.device) % w
                 patch = power[:, rows][:, :, cols]  # (N, 9, 9)
                 centre = patch[:, 3:6, 3:6].flatten(1)
-                ring_mask = torch.ones(9, 9, dtype=torch.bool, device=y.device)
-                ring_mask[3:6, 3:6] = False
                 ring = patch[:, ring_mask]
                 ratios.append(centre.sum(dim=1) / (9 * ring.median(dim=1).values).clamp_min(1e-12))
     if not ratios:
