@@ -40,6 +40,7 @@ output range matches the [-1, 1] targets. ``count_flops`` reproduces the table f
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -56,6 +57,7 @@ __all__ = [
     "count_parameters",
     "GENERATORS",
     "generator_spec",
+    "resize_conv_state",
     "weight_spec",
     "pad_to_multiple",
 ]
@@ -357,6 +359,46 @@ def weight_spec(spec: dict) -> dict:
         config["up"] = "tconv"
     config.setdefault("up", "tconv")
     return {"name": spec["name"], "config": config}
+
+
+def _resize_conv_fit() -> torch.Tensor:
+    """The (9, 16) least-squares map from a 4x4 stride-2 transposed-conv kernel to the 3x3 kernel that,
+    after a 2x bilinear resize, comes closest to it.
+
+    Both layers are linear and shift-equivariant with output period 2, so one impulse's response fixes each
+    of them; the fit matches those responses (all four phases of the transposed conv at once). What the fit
+    cannot match is the part that differs between phases: the checkerboard.
+    """
+    impulse = torch.zeros(1, 1, 9, 9, dtype=torch.float64)
+    impulse[..., 4, 4] = 1.0
+    up = F.interpolate(impulse, scale_factor=2.0, mode="bilinear", align_corners=False)
+    eye16 = torch.eye(16, dtype=torch.float64).reshape(16, 1, 1, 4, 4)
+    eye9 = torch.eye(9, dtype=torch.float64).reshape(9, 1, 1, 3, 3)
+    tconv = torch.stack([F.conv_transpose2d(impulse, k, stride=2, padding=1).flatten() for k in eye16], dim=1)
+    resize = torch.stack([F.conv2d(up, k, padding=1).flatten() for k in eye9], dim=1)
+    return torch.linalg.lstsq(resize, tconv).solution  # (9, 16)
+
+
+def resize_conv_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A ``tconv`` generator's state dict rewritten for ``up="resize-conv"``: each transposed conv replaced
+    by the bilinear resize + 3x3 conv closest to it (``_resize_conv_fit``), every other weight unchanged.
+
+    Lets a model trained with the paper's upsampler start a resize + conv fine-tune near where it was,
+    instead of from scratch: the fitted layer keeps what the transposed conv does and drops its checkerboard.
+    """
+    fit = _resize_conv_fit()
+    out = {}
+    for name, value in state.items():
+        m = re.fullmatch(r"(levels\.\d+\.up\.0)\.(weight|bias)", name)
+        if m is None:
+            out[name] = value
+        elif m.group(2) == "bias":
+            out[f"{m.group(1)}.1.bias"] = value
+        else:  # ConvTranspose2d (in, out, 4, 4) -> Conv2d (out, in, 3, 3)
+            c_in, c_out = value.shape[:2]
+            kernels = value.transpose(0, 1).reshape(c_out * c_in, 16).double() @ fit.T
+            out[f"{m.group(1)}.1.weight"] = kernels.reshape(c_out, c_in, 3, 3).to(value.dtype)
+    return out
 
 
 def count_parameters(model: nn.Module) -> int:

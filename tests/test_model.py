@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from ir2vis_stream.model import (GeneratorConfig, MultiScaleGenerator, ResnetGenerator, Sine, build_generator,
-                                 count_flops, count_parameters, generator_spec, upsampler, weight_spec)
+                                 count_flops, count_parameters, generator_spec, resize_conv_state, upsampler,
+                                 weight_spec)
 
 
 def test_default_parameter_count_is_in_the_papers_range():
@@ -97,6 +98,34 @@ def test_upsamplers():
         assert g(torch.randn(1, 1, 20, 28)).shape == (1, 3, 20, 28)
     with pytest.raises(ValueError, match="unknown upsampler"):
         GeneratorConfig(up="pixelshuffle")
+
+
+def test_resize_conv_state_turns_a_bilinear_tconv_into_an_identity_conv():
+    torch.manual_seed(0)
+    paper = MultiScaleGenerator(GeneratorConfig(width=4, blocks=(1, 1), up="tconv-bilinear")).eval()
+    resized = MultiScaleGenerator(GeneratorConfig(width=4, blocks=(1, 1), up="resize-conv")).eval()
+    state = resize_conv_state(paper.state_dict())
+    resized.load_state_dict(state)  # strict: every name and shape fits
+    # a bilinear transposed conv is a bilinear resize already: the fitted 3x3 conv is the identity
+    w = state["levels.0.up.0.1.weight"]
+    identity = torch.zeros_like(w)
+    identity[range(4), range(4), 1, 1] = 1.0
+    torch.testing.assert_close(w, identity, atol=1e-6, rtol=0)
+    torch.testing.assert_close(state["levels.0.up.0.1.bias"], paper.state_dict()["levels.0.up.0.bias"])
+    # the two models then agree on the up layer away from the zero-padded border
+    up_paper, up_resized = paper.levels[0].up[0], resized.levels[0].up[0]
+    x = torch.randn(1, 4, 10, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(up_resized(x)[..., 2:-2, 2:-2], up_paper(x)[..., 2:-2, 2:-2], atol=1e-5, rtol=0)
+    # a random transposed conv is fitted, not copied: the fit is the closest resize + conv, so its error is
+    # below that of the untouched (zero-init) conv
+    k = torch.randn(4, 4, 4, 4)
+    fitted = resize_conv_state({"levels.0.up.0.weight": k, "levels.0.up.0.bias": torch.zeros(4)})
+    tconv = F.conv_transpose2d(x, k, stride=2, padding=1)
+    approx = F.conv2d(F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False),
+                      fitted["levels.0.up.0.1.weight"], padding=1)
+    err = (approx - tconv)[..., 2:-2, 2:-2].pow(2).mean() / tconv[..., 2:-2, 2:-2].pow(2).mean()
+    assert err < 0.9
 
 
 def test_sine_is_learnable_per_channel():

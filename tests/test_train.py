@@ -428,10 +428,16 @@ def test_max_steps_ends_mid_epoch_with_last_pt_and_init_takes_weight_compatible_
                                 generator_config={**TINY_G, "level_upsampling": "bilinear"}))
     assert tuned.G.config.level_upsampling == "bilinear"
     torch.testing.assert_close(tuned.G.state_dict()["levels.0.head.weight"], last.model.state_dict()["levels.0.head.weight"])
-    # resize-conv has other weights: refused
+    # resize-conv has other up weights: each transposed conv is converted to its closest resize + conv
+    resized = Trainer(tiny_config([data], tmp_path / "c", init=str(tmp_path / "a" / "last.pt"),
+                                  generator_config={**TINY_G, "up": "resize-conv"}))
+    assert resized.init_meta["upsampler_converted"].startswith("tconv -> resize-conv")
+    torch.testing.assert_close(resized.G.state_dict()["levels.0.head.weight"], last.model.state_dict()["levels.0.head.weight"])
+    assert resized.G.state_dict()["levels.0.up.0.1.weight"].shape[-2:] == (3, 3)
+    # any other difference is still refused
     with pytest.raises(ValueError, match="--init .* holds a msp generator"):
-        Trainer(tiny_config([data], tmp_path / "c", init=str(tmp_path / "a" / "last.pt"),
-                            generator_config={**TINY_G, "up": "resize-conv"}))
+        Trainer(tiny_config([data], tmp_path / "e", init=str(tmp_path / "a" / "last.pt"),
+                            generator_config={**TINY_G, "up": "resize-conv", "width": 8}))
 
 
 def test_init_refuses_another_architecture(tmp_path):

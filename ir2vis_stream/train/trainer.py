@@ -35,7 +35,7 @@ from .. import metrics
 from ..checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 from ..frames import model_to_rgb8
 from ..hardware import autocast_dtype, resolve_device
-from ..model import build_generator, count_parameters, generator_spec, weight_spec
+from ..model import build_generator, count_parameters, generator_spec, resize_conv_state, weight_spec
 from . import losses as L
 from .data import AspectCrop, DataError, FixedResize, PairedImages, epoch_indices, find_pairs
 from .discriminator import MultiScaleDiscriminator
@@ -182,11 +182,16 @@ class Trainer:
         """Load G's weights from a release checkpoint of the same architecture; what to record about it."""
         ck = load_checkpoint(path)
         theirs, mine = generator_spec(ck.model), generator_spec(self.G)
-        if weight_spec(theirs) != weight_spec(mine):
+        state = ck.model.state_dict()
+        converted = None
+        if weight_spec(theirs) != weight_spec(mine) and _tconv_to_resize_conv(theirs, mine):
+            state, converted = resize_conv_state(state), "tconv -> resize-conv (least-squares fit)"
+        elif weight_spec(theirs) != weight_spec(mine):
             raise ValueError(f"--init {path} holds a {theirs['name']} generator with config {theirs['config']}; "
                              f"this run trains {mine['name']} with config {mine['config']}")
-        self.G.load_state_dict(ck.model.state_dict())
-        return {"path": str(path), **{k: ck.meta.get(k) for k in ("epochs_done", "global_step", "batch_size", "heldout")}}
+        self.G.load_state_dict(state)
+        keys = ("epochs_done", "global_step", "batch_size", "heldout")
+        return {"path": str(path), **{k: ck.meta.get(k) for k in keys}, "upsampler_converted": converted}
 
     # ---- one step ---------------------------------------------------------------------------------------
     def autocast(self):
@@ -423,6 +428,13 @@ class Trainer:
             self.save_state()
             raise
         return val
+
+
+def _tconv_to_resize_conv(theirs: dict, mine: dict) -> bool:
+    """True when ``theirs`` differs from ``mine`` only in a transposed-conv upsampler where mine resizes."""
+    a, b = weight_spec(theirs), weight_spec(mine)
+    return (a["name"] == b["name"] == "msp" and a["config"]["up"] == "tconv" and b["config"]["up"] == "resize-conv"
+            and {**a["config"], "up": None} == {**b["config"], "up": None})
 
 
 def _batches(loader):
