@@ -33,11 +33,10 @@ from typing import Callable, Protocol
 
 import cv2
 import numpy as np
-import torch
 
-from .frames import Percentile16To8, gray8_to_model, model_to_rgb8, resize, to_gray8
+from .frames import Percentile16To8, to_gray8
 from .media import VIDEO_EXTENSIONS, VideoSink, check_output, open_source
-from .pipeline import resolve_infer_size
+from .processor import FrameProcessor
 
 NO_DISPLAY = "no display available; use --no-window, -o or --serve"
 RECORDING_TIME_BASE = Fraction(1, 1000)  # recordings carry each frame's capture time in milliseconds
@@ -551,7 +550,7 @@ class LiveSession:
     """One live run: ``LiveSession(source, engine, ...).run(max_seconds=..., max_frames=...)`` -> ``LiveStats``.
 
     ``source``: camera index / device / URL / file path (see ``open_reader``) or a ``FrameReader``;
-    ``engine``: an ``Engine`` (or any callable with ``.device``); ``infer_size``: see ``resolve_infer_size``.
+    ``engine``: an ``Engine`` (or any callable with ``.device``); ``infer_size``: see ``processor.resolve_infer_size``.
     Outputs: ``window``; ``output`` (a video path) records what is shown; ``serve`` = (host, port) starts the
     MJPEG server (``server_address`` has the bound port once ``ready`` is set). ``realtime`` paces a file at
     its own timestamps like a camera; without it a file goes as fast as inference and nothing is dropped.
@@ -633,11 +632,6 @@ class LiveSession:
         return False
 
     # ---- the session ---------------------------------------------------------------------------------------
-    def _colourise(self, image: np.ndarray, stretch: Percentile16To8, size: tuple[int, int]) -> np.ndarray:
-        small = resize(to_gray8(image, stretch), *size)
-        x = gray8_to_model(torch.from_numpy(np.ascontiguousarray(small)[None]).to(self.engine.device))
-        return model_to_rgb8(self.engine(x))[0].cpu().numpy()
-
     def run(self, max_seconds: float | None = None, max_frames: int | None = None) -> LiveStats:
         """Show frames until the source ends or is lost, ``q``/Ctrl-C/``request_stop``, or a limit; the recording
         is finalised whatever the ending. Raises LiveError (or MediaError) when a source or output cannot open."""
@@ -652,10 +646,10 @@ class LiveSession:
                           else type(self.engine).__name__)
         try:
             width, height = reader.size
-            size = resolve_infer_size(self.infer_size_spec, width, height)
-            stats.infer_size = size
+            frames = FrameProcessor(self.engine, self.infer_size_spec)
+            stats.infer_size = frames.size_for(width, height)
             # The first call of an engine sets itself up (allocations, autotuning); not on a live frame's time.
-            self._colourise(np.zeros((height, width), np.uint8), Percentile16To8(), size)
+            frames([np.zeros((height, width), np.uint8)])
             if self.window:
                 window = Window()
             if self.serve is not None:
@@ -690,9 +684,10 @@ class LiveSession:
                             break
                         continue
                     t_infer = time.perf_counter()
-                    rgb = self._colourise(frame.image, stretch, size)
+                    prepared = frames.prepare(to_gray8(frame.image, stretch))
+                    rgb = frames.infer([prepared.small])[0]
                     infer_time = time.perf_counter() - t_infer
-                    rgb = np.ascontiguousarray(resize(rgb, width, height))
+                    rgb = frames.finish(prepared, rgb)
                     stats.dropped = slot.dropped
                     if self.overlay:
                         draw_readout(rgb, stats.readout())

@@ -2,7 +2,10 @@
 
     source ──decode thread──▶ [bounded queue] ──inference thread──▶ [bounded queue] ──encode thread──▶ sink
               grey, stretch,                     batch, to device,                    resize back,
-              resize to infer size               engine, to uint8                     side-by-side, encode
+              prepare                            engine, to uint8: infer              side-by-side: finish; encode
+
+The three steps in the middle are one ``FrameProcessor``'s (``processor.py``): the same path ``live`` and
+``bench`` colourise with.
 
 The queues are bounded, so a slow stage makes the others wait (back-pressure) instead of filling memory;
 FFmpeg decode/encode and the engine release the GIL, so the stages overlap. There is exactly one thread
@@ -10,7 +13,8 @@ per stage and FIFO queues between them, so frames leave in the order they came.
 
 Failure: the first exception in any stage aborts all stages and is re-raised from ``Pipeline.run``.
 Interruption: ``request_stop()`` (and a first Ctrl-C) stops decoding; the frames already in flight are
-finished and the output is finalised with them. A second Ctrl-C aborts (KeyboardInterrupt propagates). The pipeline knows the engine only as a callable.
+finished and the output is finalised with them. A second Ctrl-C aborts (KeyboardInterrupt propagates). The pipeline knows the engine only
+through its ``FrameProcessor``.
 """
 
 from __future__ import annotations
@@ -22,14 +26,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable
 
-import cv2
-import numpy as np
-import torch
-
 from .engines.base import Engine
-from .frames import Percentile16To8, gray8_to_model, model_to_rgb8, resize, short_side_size, to_gray8
+from .frames import Percentile16To8, to_gray8
 from .media import SourceFrame
-from .temporal import TemporalFilter
+from .processor import FrameProcessor, Prepared, resolve_infer_size
+
+__all__ = ["Pipeline", "PipelineAborted", "RunResult", "resolve_infer_size"]
 
 _END = object()
 
@@ -95,47 +97,15 @@ class _Work:
     index: int
     pts: int | None
     time_base: Fraction
-    small: np.ndarray  # (h, w) uint8 at inference size
-    size: tuple[int, int]  # (W, H) of the frame itself, which the colour image is resized back to
-    full: np.ndarray | None  # (H, W) uint8, kept only for side-by-side output
+    frame: Prepared  # at inference size (and the original where it is shown)
     decoded_at: float  # perf_counter() when the decoder handed the frame over, for per-frame latency
-
-
-def batch_to_engine(smalls: list[np.ndarray], device: torch.device) -> torch.Tensor:
-    """Grey uint8 frames at inference size -> the engine's input (N, 1, h, w) in [-1, 1] on ``device``.
-
-    On CUDA the host batch is pinned, so the copy is asynchronous and overlaps the previous batch's work.
-    """
-    host = torch.from_numpy(np.stack(smalls))
-    pin = device.type == "cuda"
-    if pin:
-        host = host.pin_memory()
-    return gray8_to_model(host.to(device, non_blocking=pin))
-
-
-def engine_to_rgb8(y: torch.Tensor) -> np.ndarray:
-    """The engine's output (N, 3, h, w) in [-1, 1] -> (N, h, w, 3) uint8 RGB on the host."""
-    return model_to_rgb8(y).cpu().numpy()
-
-
-def resolve_infer_size(spec, width: int, height: int, multiple: int = 8) -> tuple[int, int]:
-    """Inference (W, H) for a (width x height) input: ``"native"``, ``(W, H)``, or a checkpoint's train size
-    dict ``{"short_side": S}`` / ``{"size": [W, H]}``."""
-    if spec is None or spec == "native":
-        return width, height
-    if isinstance(spec, dict):
-        if "size" in spec:
-            return tuple(int(v) for v in spec["size"])
-        return short_side_size(width, height, int(spec["short_side"]), multiple)
-    w, h = spec
-    return int(w), int(h)
 
 
 def _same_shape_runs(batch: list[_Work]) -> list[list[_Work]]:
     """``batch`` cut into runs of consecutive frames of one inference size, in order."""
     runs: list[list[_Work]] = []
     for w in batch:
-        if runs and runs[-1][0].small.shape == w.small.shape:
+        if runs and runs[-1][0].frame.small.shape == w.frame.small.shape:
             runs[-1].append(w)
         else:
             runs.append([w])
@@ -209,11 +179,7 @@ class Pipeline:
         return threading.Thread(target=body, name=f"ir2vis-{name}", daemon=True)
 
     # ---- stages ----------------------------------------------------------------------------------------------
-    def _decode(self, source, q_out: queue.Queue, size: tuple[int, int], clock: StageClock) -> None:
-        """``size``: the inference size of the source's frame size; a frame of another size (stills of mixed
-        sizes) gets its own."""
-        info = source.info
-        sizes = {(info.width, info.height): size}
+    def _decode(self, source, q_out: queue.Queue, frames: FrameProcessor, clock: StageClock) -> None:
         stretch = Percentile16To8()
         it = iter(source)
         while not self._stop.is_set():
@@ -222,18 +188,12 @@ class Pipeline:
                 if frame is None or (self.max_frames is not None and frame.index >= self.max_frames):
                     break
                 decoded_at = time.perf_counter()
-                gray = to_gray8(frame.image, stretch)
-                own = (gray.shape[1], gray.shape[0])
-                if own not in sizes:
-                    sizes[own] = resolve_infer_size(self.infer_size_spec, *own)
-                small = resize(gray, *sizes[own])
-                work = _Work(frame.index, frame.pts, frame.time_base, small, own, gray if self.side_by_side else None,
+                work = _Work(frame.index, frame.pts, frame.time_base, frames.prepare(to_gray8(frame.image, stretch)),
                              decoded_at)
             self._put(q_out, work)
         self._put(q_out, _END)
 
-    def _infer(self, q_in: queue.Queue, q_out: queue.Queue, clock: StageClock) -> None:
-        device = self.engine.device
+    def _infer(self, q_in: queue.Queue, q_out: queue.Queue, frames: FrameProcessor, clock: StageClock) -> None:
         ended = False
         while not ended:
             batch: list[_Work] = []
@@ -247,29 +207,21 @@ class Pipeline:
                 break
             for group in _same_shape_runs(batch):  # one engine call per run of equally sized frames
                 with clock.timed():
-                    rgb = engine_to_rgb8(self.engine(batch_to_engine([w.small for w in group], device)))
+                    rgb = frames.infer([w.frame.small for w in group])
                 for w, out in zip(group, rgb):
                     self._put(q_out, (w, out))
         self._put(q_out, _END)
 
-    def _encode(self, q_in: queue.Queue, sink, clock: StageClock, latencies: list[float] | None) -> None:
-        # frames arrive here in order: the temporal filter (at inference size, before resizing back) runs here,
-        # off the inference thread, which is the busy one
-        smooth = TemporalFilter(self.temporal) if self.temporal else None
+    def _encode(self, q_in: queue.Queue, sink, frames: FrameProcessor, clock: StageClock,
+                latencies: list[float] | None) -> None:
+        # frames arrive here in order: the temporal filter (in ``finish``) runs here, off the busy inference thread
         while True:
             item = self._get(q_in)
             if item is _END:
                 return
             w, rgb = item
-            width, height = w.size
             with clock.timed():
-                if smooth is not None:
-                    rgb = smooth(w.small, rgb)
-                rgb = resize(rgb, width, height)
-                if w.full is not None:
-                    ir = w.full if w.full.shape == (height, width) else resize(w.full, width, height)
-                    rgb = np.concatenate([cv2.cvtColor(ir, cv2.COLOR_GRAY2RGB), rgb], axis=1)
-                sink.write(np.ascontiguousarray(rgb), w.pts, w.time_base)
+                sink.write(frames.finish(w.frame, rgb), w.pts, w.time_base)
             if latencies is not None:
                 latencies.append(time.perf_counter() - w.decoded_at)
             self.done += 1
@@ -282,15 +234,17 @@ class Pipeline:
     def run(self, source, sink, on_tick: Callable[[int], None] | None = None) -> RunResult:
         """Process all of ``source`` into ``sink`` (which the caller opens and closes); returns counts and timing."""
         info = source.info
-        size = resolve_infer_size(self.infer_size_spec, info.width, info.height)
+        frames = FrameProcessor(self.engine, self.infer_size_spec, side_by_side=self.side_by_side,
+                                temporal=self.temporal)
+        size = frames.size_for(info.width, info.height)
         clocks = {"decode": StageClock(), "infer": StageClock(), "encode": StageClock()}
         q_frames: queue.Queue = queue.Queue(maxsize=self.queue_frames)
         q_results: queue.Queue = queue.Queue(maxsize=self.queue_frames)
         latencies: list[float] | None = [] if self.record_latency else None
         threads = [
-            self._stage("decode", self._decode, source, q_frames, size, clocks["decode"]),
-            self._stage("infer", self._infer, q_frames, q_results, clocks["infer"]),
-            self._stage("encode", self._encode, q_results, sink, clocks["encode"], latencies),
+            self._stage("decode", self._decode, source, q_frames, frames, clocks["decode"]),
+            self._stage("infer", self._infer, q_frames, q_results, frames, clocks["infer"]),
+            self._stage("encode", self._encode, q_results, sink, frames, clocks["encode"], latencies),
         ]
         # a new job: a stop, an abort or an error of the last run on this Pipeline does not carry over
         self._stop.clear()
@@ -332,7 +286,7 @@ class Pipeline:
             busy={k: min(1.0, c.busy / seconds) if seconds else 0.0 for k, c in clocks.items()},
             interrupted=self._stop.is_set(), truncated=bool(getattr(source, "truncated", False)),
             decode_error=getattr(source, "decode_error", None), infer_size=size,
-            engine=self.engine.describe() if hasattr(self.engine, "describe") else type(self.engine).__name__,
+            engine=frames.describe(),
             engine_reason=getattr(self.engine, "reason", ""),
             expected_frames=min(info.frames, self.max_frames or info.frames) if info.frames else self.max_frames,
             expected_frames_exact=info.frames_exact, latencies=latencies,

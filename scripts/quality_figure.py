@@ -26,8 +26,8 @@ from ablation_report import DEFAULT_REFERENCE, DEFAULT_VIDEO, SHARED, infer_size
 
 from ir2vis_stream.checkpoint import load_checkpoint  # noqa: E402
 from ir2vis_stream.engines import create_engine  # noqa: E402
-from ir2vis_stream.frames import read_image, resize, to_gray8  # noqa: E402
-from ir2vis_stream.pipeline import batch_to_engine, engine_to_rgb8, resolve_infer_size  # noqa: E402
+from ir2vis_stream.frames import read_image, to_gray8  # noqa: E402
+from ir2vis_stream.processor import FrameProcessor  # noqa: E402
 
 DEFAULT_PAIRS = [SHARED / "msrs_full" / "lwir" / "00204D.png", SHARED / "m3svd_dusk" / "lwir" / "0115_1847_0010.png",
                  SHARED / "roadscene" / "lwir" / "FLIR_00993.jpg"]
@@ -76,16 +76,11 @@ def main() -> int:
         for v in variants:
             ck = load_checkpoint(variant_checkpoint(v, Path(tmp)))
             spec = infer_size(v["infer"]) if v["infer"] else ck.train_size
-            engines.append((create_engine("torch", ck.model, torch.device("cpu"), "fp32"), spec))
+            engines.append(FrameProcessor(create_engine("torch", ck.model, torch.device("cpu"), "fp32"), spec))
         picture = []
         for ir, vis, where in rows:
             h, w = ir.shape
-            tiles = [np.repeat(ir[:, :, None], 3, axis=2)]
-            for engine, spec in engines:
-                iw, ih = resolve_infer_size(spec, w, h)
-                rgb = engine_to_rgb8(engine(batch_to_engine([resize(ir, iw, ih)], engine.device)))[0]
-                tiles.append(resize(rgb, w, h))
-            tiles.append(vis)
+            tiles = [np.repeat(ir[:, :, None], 3, axis=2)] + [frames([ir])[0] for frames in engines] + [vis]
             tw = round(w * args.height / h)
             tiles = [cv2.resize(t, (tw, args.height), interpolation=cv2.INTER_AREA) for t in tiles]
             names = [f"IR ({where})"] + [v["name"] for v in variants] + ["visible"]

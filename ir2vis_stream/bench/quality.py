@@ -5,7 +5,7 @@ The protocol, which the README states and the numbers depend on:
 - data: every pair found by ``train.data.find_pairs`` under the data folders (KAIST's
   ``setXX/VYYY/{lwir,visible}/`` or ``lwir/`` + ``visible/``), or with ``split="heldout"`` only every 10th pair
   of each sequence (the pairs training holds out); or a registered video pair, frame by frame;
-- each model runs on the IR image at its checkpoint's training size (``resolve_infer_size``; ``infer_size``
+- each model runs on the IR image at its checkpoint's training size (``processor.resolve_infer_size``; ``infer_size``
   overrides it), and its output is resized back to the image's own size, as ``run`` does for video; the
   comparison with the visible image happens at that original size. Eager torch in fp32 by default, so the
   figures do not depend on the machine's fast half-precision path (and images of many sizes do not make a
@@ -35,13 +35,12 @@ import torch
 
 from ..checkpoint import Checkpoint, CheckpointError, default_checkpoint_path, load_checkpoint
 from ..engines import create_engine
-from ..frames import Percentile16To8, natural_key, read_image, resize, to_gray8
+from ..frames import Percentile16To8, natural_key, read_image, to_gray8
 from ..hardware import resolve_device
 from ..media import MediaError, VideoSource
 from ..metrics import (FlickerMeter, LPIPSMetric, LPIPSUnavailable, WarpMeter, flicker_ratio, grid_ratio,
                        image_metrics)
-from ..pipeline import batch_to_engine, engine_to_rgb8, resolve_infer_size
-from ..temporal import TemporalFilter
+from ..processor import FrameProcessor
 from ..train.data import DataError, find_pairs
 from .report import BenchError, check_report_path, machine_description, now_iso, write_atomically
 
@@ -145,11 +144,13 @@ class _Evaluator:
     def __init__(self, checkpoints: list[Checkpoint], names: list[str], *, infer_size, engine: str, device: str,
                  precision: str, lpips_net: str, lpips_random_backbone: bool, temporal: float | None = None):
         self.device = resolve_device(device)
-        # run --temporal's filter, one per model, on the frames of sequences (reset at each new one)
-        self.temporal_filters = {name: TemporalFilter(temporal) for name in names} if temporal else {}
-        self.models = [(name, create_engine(engine, ck.model, self.device, precision),
-                        infer_size if infer_size is not None else ck.train_size, str(ck.path))
-                       for name, ck in zip(names, checkpoints)]
+        # one frame path per model, as ``run`` builds it: with run --temporal's filter when asked (on the frames
+        # of sequences only; reset at each new one)
+        self.models = []
+        for name, ck in zip(names, checkpoints):
+            spec = infer_size if infer_size is not None else ck.train_size
+            frames = FrameProcessor(create_engine(engine, ck.model, self.device, precision), spec, temporal=temporal)
+            self.models.append((name, frames, spec, str(ck.path)))
         try:
             self.lpips = LPIPSMetric(lpips_net, self.device, random_backbone=lpips_random_backbone)
             self.lpips_info = {"net": lpips_net, "available": True,
@@ -159,14 +160,14 @@ class _Evaluator:
             self.lpips_info = {"net": lpips_net, "available": False, "note": f"LPIPS n/a: {exc}"}
         self.names = [BASELINE] + [m[0] for m in self.models]
         self.rows: list[dict] = []
-        self.seconds: dict[str, list[float]] = {m[0]: [] for m in self.models}  # per engine call
+        self.seconds: dict[str, list[float]] = {m[0]: [] for m in self.models}  # per ``infer`` (engine call)
         self.temporal: dict[str, _Temporal] = {}
 
     def new_sequence(self) -> None:
         for t in self.temporal.values():
             t.new_sequence()
-        for f in self.temporal_filters.values():
-            f.reset()
+        for _, frames, _, _ in self.models:
+            frames.reset()
 
     def _score(self, image: str, folder: str, name: str, out: torch.Tensor, target: torch.Tensor,
                grid_size: tuple[int, int]) -> None:
@@ -184,25 +185,20 @@ class _Evaluator:
         # metrics are computed where the model runs: float64 SSIM of large images is slow on a CPU
         target = torch.from_numpy(visible).permute(2, 0, 1)[None].to(self.device)
         grey = torch.from_numpy(ir)[None, None].to(self.device)
-        sizes = [resolve_infer_size(spec, width, height) for _, _, spec, _ in self.models]
+        sizes = [frames.size_for(width, height) for _, frames, _, _ in self.models]
         # the baseline's grid is measured where the first model's would be
         self._score(image, folder, BASELINE, grey.expand(-1, 3, -1, -1), target, sizes[0] if sizes else (width, height))
         outputs = {BASELINE: np.repeat(ir[:, :, None], 3, axis=2)}
-        for (name, engine, _, _), (w, h) in zip(self.models, sizes):
-            small = resize(ir, w, h)
-            batch = batch_to_engine([small], self.device)
+        for (name, frames, _, _), size in zip(self.models, sizes):
+            prepared = frames.prepare(ir)
             t0 = time.perf_counter()
-            y = engine(batch)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
+            rgb = frames.infer([prepared.small])[0]  # ends on the host: the engine's work is done
             self.seconds[name].append(time.perf_counter() - t0)
-            rgb = engine_to_rgb8(y)[0]
-            if track and name in self.temporal_filters:
-                rgb = self.temporal_filters[name](small, rgb)
-            rgb = resize(rgb, width, height)
+            if not track:
+                frames.reset()  # a still is not a sequence: no temporal filter
+            rgb = frames.finish(prepared, rgb)
             outputs[name] = rgb
-            self._score(image, folder, name, torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.device), target,
-                        (w, h))
+            self._score(image, folder, name, torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.device), target, size)
         if track:
             self.temporal.setdefault(folder, _Temporal(self.names)).add(ir, visible, outputs)
 

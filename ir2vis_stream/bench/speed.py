@@ -46,7 +46,8 @@ from ..frames import Percentile16To8, resize, to_gray8
 from ..hardware import resolve_device
 from ..media import MediaError, VideoSink, VideoSource
 from ..metrics import FlickerMeter, flicker_ratio
-from ..pipeline import Pipeline, batch_to_engine, engine_to_rgb8, resolve_infer_size
+from ..pipeline import Pipeline
+from ..processor import FrameProcessor, resolve_infer_size
 from .report import BenchError, check_report_path, load_average, machine_description, now_iso, write_atomically
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
@@ -148,30 +149,28 @@ def start_engine(name: str, model: nn.Module, device: torch.device, precision: s
     t = time.perf_counter()
     engine = create_engine(name, model, device, precision, batch=batch_size, infer_hw=(size[1], size[0]), log=log)
     # first call: compilation, kernel selection, allocator growth, lazy initialisation
-    engine(batch_to_engine([resize(to_gray8(r), *size) for r in raws[:batch_size]], device))
+    FrameProcessor(engine, size).infer([resize(to_gray8(r), *size) for r in raws[:batch_size]])
     _sync(device)
     return engine, time.perf_counter() - t
 
 
 def process_stages(engine, raws: list[np.ndarray], size: tuple[int, int], batch_size: int,
                    on_batch: Callable[[int], None] | None = None) -> tuple[dict[str, float], list[np.ndarray]]:
-    """Preprocess, inference and postprocess timed apart, batch by batch, on a warm engine:
-    (fps per stage, full-size RGB outputs)."""
-    device = engine.device
-    height, width = raws[0].shape[:2]
+    """The ``FrameProcessor``'s three steps timed apart, batch by batch, on a warm engine: (fps per stage,
+    full-size RGB outputs). preprocess: grey + resize to the inference size; inference: upload, engine,
+    download; postprocess: resize back."""
+    frames = FrameProcessor(engine, size)
     stretch = Percentile16To8()  # temporal, as the pipeline's decode stage uses it
     spent = dict.fromkeys(("preprocess", "inference", "postprocess"), 0.0)
     outputs: list[np.ndarray] = []
     for start in range(0, len(raws), batch_size):
         chunk = raws[start:start + batch_size]
         t0 = time.perf_counter()
-        x = batch_to_engine([resize(to_gray8(r, stretch), *size) for r in chunk], device)
-        _sync(device)
+        prepared = [frames.prepare(to_gray8(r, stretch)) for r in chunk]
         t1 = time.perf_counter()
-        y = engine(x)
-        _sync(device)
+        rgb = frames.infer([p.small for p in prepared])  # ends on the host: no separate sync needed
         t2 = time.perf_counter()
-        outputs.extend(resize(rgb, width, height) for rgb in engine_to_rgb8(y))
+        outputs.extend(frames.finish(p, out) for p, out in zip(prepared, rgb))
         t3 = time.perf_counter()
         spent["preprocess"] += t1 - t0
         spent["inference"] += t2 - t1
