@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .errors import UserError
 from .model import build_generator, count_parameters, generator_spec
 
 FORMAT = "ir2vis-stream/generator"
@@ -31,7 +32,7 @@ VERSION = 1
 NORMALISATION = {"input": "ir / 127.5 - 1 (one channel, 8-bit grey)", "output": "(rgb + 1) * 127.5 (8-bit RGB)"}
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A checkpoint that cannot be used; the message is one sentence for the user."""
 
 

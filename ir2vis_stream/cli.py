@@ -1,8 +1,8 @@
 """The command line: thin click commands over library calls (``ir2vis_stream.run``, ``train.train``, ...).
 
-Every expected failure becomes a ``click.ClickException``: one line, exit status 1, no traceback. Anything
-unexpected (a CUDA out-of-memory, a compiler failure, an unwritable folder) is caught once, at the top, and
-reported the same way; ``IR2VIS_STREAM_DEBUG=1`` lets its traceback through for a bug report.
+Every expected failure is a ``UserError`` (``errors.py``), caught once, at the top: its message as one line,
+exit status 1, no traceback. Anything else (a CUDA out-of-memory, a compiler failure, a bug) is caught there
+too and shown as one line with its type; ``IR2VIS_STREAM_DEBUG=1`` lets its traceback through for a bug report.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import sys
 
 import click
 
-from .checkpoint import CheckpointError
 from .engines import ENGINES
-from .engines.base import EngineUnavailable
-from .hardware import DeviceError
+from .errors import UserError, one_line
 
 
 def _parse_size(value: str | None, allow_native: bool = False):
@@ -51,13 +49,16 @@ def _engine_options(f):
 
 
 class _OneLineErrors:
-    """Mixin for click commands and groups: an unexpected exception becomes one line and exit status 1."""
+    """Mixin for click commands and groups: a ``UserError`` becomes its message on one line, anything else one
+    line with its type and the debug hint; exit status 1 either way."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort, EOFError):
             raise  # click's own handling: a message, a quiet exit, "Aborted!"
+        except UserError as exc:
+            raise click.ClickException(one_line(exc)) from None
         except Exception as exc:
             if os.environ.get("IR2VIS_STREAM_DEBUG", "") not in ("", "0"):
                 raise
@@ -137,8 +138,7 @@ def live_cmd(source, output, serve, no_window, no_overlay, realtime, checkpoint,
              infer_size, retries, duration, max_frames, overwrite, quiet):
     """Colourise a camera live: the newest frame wins, so the delay stays bounded. q or Ctrl-C stops."""
     from .api import load_engine
-    from .live import NO_DISPLAY, LiveError, LiveSession, display_available, parse_serve_address
-    from .media import MediaError
+    from .live import NO_DISPLAY, LiveSession, display_available, parse_serve_address
 
     try:
         address = parse_serve_address(serve) if serve is not None else None
@@ -161,8 +161,6 @@ def live_cmd(source, output, serve, no_window, no_overlay, realtime, checkpoint,
                               window=window, overlay=not no_overlay, realtime=realtime, retries=retries,
                               on_tick=None if quiet else (lambda stats: say(stats.readout())), on_message=say)
         stats = session.run(max_seconds=duration, max_frames=max_frames)
-    except (LiveError, MediaError, CheckpointError, DeviceError, EngineUnavailable, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         click.echo("aborted before the first frame", err=True)
         sys.exit(130)
@@ -198,7 +196,6 @@ def run_cmd(input, output, checkpoint, engine, device, precision, rebuild, batch
             side_by_side, temporal, max_frames, overwrite, quiet):
     """Colourise INPUT (a video, or a folder of IR frames) into OUTPUT."""
     from .api import run
-    from .media import MediaError
     from .progress import FrameProgress
 
     if batch_size < 1:
@@ -211,8 +208,6 @@ def run_cmd(input, output, checkpoint, engine, device, precision, rebuild, batch
                          crf=crf, preset=preset, side_by_side=side_by_side, overwrite=overwrite, max_frames=max_frames,
                          rebuild=rebuild, temporal=temporal,
                          on_start=progress.start, on_tick=progress.update)
-    except (MediaError, CheckpointError, DeviceError, EngineUnavailable, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         click.echo("aborted; no output written", err=True)
         sys.exit(130)
@@ -256,14 +251,9 @@ def _print_table(table, quiet: bool) -> None:
 
 @contextlib.contextmanager
 def _bench_errors():
-    """A bench command's expected failures as one line (a multi-line message joined), Ctrl-C as 'aborted'."""
-    from .bench import BenchError
-    from .media import MediaError
-
+    """A bench command's Ctrl-C as 'aborted' (its errors are handled where every command's are)."""
     try:
         yield
-    except (BenchError, MediaError, CheckpointError, DeviceError, EngineUnavailable, ValueError) as exc:
-        raise click.ClickException("; ".join(line.strip() for line in str(exc).splitlines() if line.strip())) from None
     except KeyboardInterrupt:
         click.echo("aborted; no report written", err=True)
         sys.exit(130)
@@ -391,12 +381,9 @@ def export_cmd(checkpoint, fmt, output, precision, infer_size, batch_size, devic
     if not out.parent.is_dir():
         raise click.ClickException(f"output folder does not exist: {out.parent}")
     w, h = _parse_size(infer_size)
-    try:
-        model, _ = load_default_model(checkpoint)
-        export_model(model, fmt, out, precision, batch=batch_size, infer_hw=(h, w), device=device,
-                     log=lambda m: click.echo(m, err=True))
-    except (CheckpointError, EngineUnavailable, DeviceError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    model, _ = load_default_model(checkpoint)
+    export_model(model, fmt, out, precision, batch=batch_size, infer_hw=(h, w), device=device,
+                 log=lambda m: click.echo(m, err=True))
     click.echo(f"wrote {out} ({fmt}, {precision})")
 
 
@@ -464,8 +451,7 @@ def _train(data, out, generator, init, epochs, batch_size, scale, crop, resize, 
            level_upsampling, lr, no_cos, cos_centred, no_tvd, no_perceptual, vgg_weights,
            d_scales, d_layers, device, precision, compile_, checkpoint_every, eval_every, checkpoint_minutes, resume, seed, workers,
            max_epochs_this_run, max_steps, quiet):
-    from .train import DataError, TrainConfig, train
-    from .train.vgg import VGGWeightsMissing
+    from .train import TrainConfig, train
 
     generator_config = {}
     if generator == "msp":
@@ -486,8 +472,6 @@ def _train(data, out, generator, init, epochs, batch_size, scale, crop, resize, 
                           checkpoint_minutes=checkpoint_minutes,
                           seed=seed, workers=workers, max_epochs_this_run=max_epochs_this_run, max_steps=max_steps, quiet=quiet)
         train(cfg, resume=resume)
-    except (DataError, VGGWeightsMissing, DeviceError, CheckpointError, FileNotFoundError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         click.echo(f"interrupted; state saved in {out}/state.pt, continue with --resume", err=True)
         sys.exit(130)

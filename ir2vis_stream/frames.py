@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import torch
 
+from .errors import ConfigError
+
 LOW_PERCENTILE = 0.5
 HIGH_PERCENTILE = 99.5
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
@@ -53,14 +55,14 @@ def to_gray8(frame: np.ndarray, stretch: Percentile16To8 | None = None) -> np.nd
         elif frame.shape[2] in (3, 4):
             frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY if frame.shape[2] == 4 else cv2.COLOR_RGB2GRAY)
         else:
-            raise ValueError(f"unsupported frame with {frame.shape[2]} channels")
+            raise ConfigError(f"unsupported frame with {frame.shape[2]} channels")
     elif frame.ndim != 2:
-        raise ValueError(f"unsupported frame shape {frame.shape}")
+        raise ConfigError(f"unsupported frame shape {frame.shape}")
     if frame.dtype == np.uint8:
         return frame
     if frame.dtype == np.uint16:
         return (stretch or Percentile16To8(momentum=0))(frame)
-    raise ValueError(f"unsupported frame dtype {frame.dtype}; expected 8- or 16-bit")
+    raise ConfigError(f"unsupported frame dtype {frame.dtype}; expected 8- or 16-bit")
 
 
 def read_image(path: str | Path, color: bool = False) -> np.ndarray:
@@ -68,7 +70,7 @@ def read_image(path: str | Path, color: bool = False) -> np.ndarray:
     flags = cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED
     img = cv2.imread(str(path), flags)
     if img is None:
-        raise ValueError(f"cannot read image {path}")
+        raise ConfigError(f"cannot read image {path}")
     if color:
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     if img.ndim == 3:  # a grey image stored as colour: convert through the normaliser's rule

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import torch
 
+from .errors import UserError
 
-class DeviceError(Exception):
+
+class DeviceError(UserError):
     """A device that was asked for but is not there; the message is one sentence for the user."""
 
 

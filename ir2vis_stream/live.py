@@ -34,6 +34,7 @@ from typing import Callable, Protocol
 import cv2
 import numpy as np
 
+from .errors import ConfigError, UserError
 from .frames import Percentile16To8, to_gray8
 from .media import VIDEO_EXTENSIONS, VideoSink, check_output, open_source
 from .processor import FrameProcessor
@@ -42,7 +43,7 @@ NO_DISPLAY = "no display available; use --no-window, -o or --serve"
 RECORDING_TIME_BASE = Fraction(1, 1000)  # recordings carry each frame's capture time in milliseconds
 
 
-class LiveError(Exception):
+class LiveError(UserError):
     """A live source or output that cannot be used; the message is one sentence for the user."""
 
 
@@ -310,7 +311,7 @@ def parse_serve_address(value: str) -> tuple[str, int]:
         if not 0 <= number <= 65535:
             raise ValueError
     except ValueError:
-        raise ValueError(f"{value!r} is not an address like 127.0.0.1:8080") from None
+        raise ConfigError(f"{value!r} is not an address like 127.0.0.1:8080") from None
     return host, number
 
 

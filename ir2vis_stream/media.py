@@ -19,12 +19,13 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from .errors import UserError
 from .frames import IMAGE_EXTENSIONS, natural_key, read_image
 
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov"}
 
 
-class MediaError(Exception):
+class MediaError(UserError):
     """Input or output that cannot be used; the message is one sentence for the user."""
 
 

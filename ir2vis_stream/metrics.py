@@ -49,6 +49,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import ConfigError, UserError
+
 __all__ = ["rmse", "psnr", "ssim", "gmsd", "grid_energy", "grid_ratio", "luma", "flicker", "flicker_ratio",
            "image_metrics", "FlickerMeter", "WarpMeter", "LPIPSMetric", "LPIPSUnavailable", "lpips_backbone_file"]
 
@@ -87,7 +89,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     n, c, h, w = a.shape
     size = 2 * _SSIM_RADIUS + 1
     if h < size or w < size:
-        raise ValueError(f"SSIM needs images of at least {size}x{size}, got {w}x{h}")
+        raise ConfigError(f"SSIM needs images of at least {size}x{size}, got {w}x{h}")
     g = _gaussian_window(a.device).tolist()
 
     # Separable Gaussian over the 'valid' region, as weighted sums of shifted views accumulated in place:
@@ -124,7 +126,7 @@ def gmsd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """GMSD of distorted ``a`` against reference ``b`` per image, (N,); see the module docstring."""
     a, b = _pair(a, b)
     if min(a.shape[-2:]) < 4:
-        raise ValueError(f"GMSD needs images of at least 4x4, got {a.shape[-1]}x{a.shape[-2]}")
+        raise ConfigError(f"GMSD needs images of at least 4x4, got {a.shape[-1]}x{a.shape[-2]}")
     y = F.avg_pool2d(luma(torch.cat([a, b])), 2)  # the 2x2 average, every 2nd pixel
     prewitt = torch.tensor([[1.0, 0.0, -1.0]] * 3, dtype=torch.float64, device=y.device) / 3.0
     kernels = torch.stack([prewitt, prewitt.t()])[:, None]  # (2, 1, 3, 3): d/dx, d/dy
@@ -167,7 +169,7 @@ def grid_energy(x: torch.Tensor, infer_size: tuple[int, int], period: int = GRID
                 ring = patch[:, ring_mask]
                 ratios.append(centre.sum(dim=1) / (9 * ring.median(dim=1).values).clamp_min(1e-12))
     if not ratios:
-        raise ValueError(f"a {w}x{h} image holds no grid bins of a model run at {infer_size[0]}x{infer_size[1]}")
+        raise ConfigError(f"a {w}x{h} image holds no grid bins of a model run at {infer_size[0]}x{infer_size[1]}")
     return torch.stack(ratios).mean(dim=0)
 
 
@@ -295,7 +297,7 @@ def flicker(frames: torch.Tensor) -> float:
 LPIPS_NETS = ("alex", "vgg")
 
 
-class LPIPSUnavailable(Exception):
+class LPIPSUnavailable(UserError):
     """LPIPS cannot be computed offline; the message names the file that fixes it and where it goes."""
 
 
@@ -303,7 +305,7 @@ def _backbone_url(net: str) -> str:
     from torchvision.models import AlexNet_Weights, VGG16_Weights
 
     if net not in LPIPS_NETS:
-        raise ValueError(f"unknown LPIPS network {net!r}; use {' or '.join(LPIPS_NETS)}")
+        raise ConfigError(f"unknown LPIPS network {net!r}; use {' or '.join(LPIPS_NETS)}")
     return (AlexNet_Weights if net == "alex" else VGG16_Weights).IMAGENET1K_V1.url
 
 

@@ -45,6 +45,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
+
+from .errors import ConfigError
 from torch import nn
 
 __all__ = [
@@ -155,7 +157,7 @@ def upsampler(width: int, kind: str) -> nn.Module:
         return nn.Sequential(nn.Upsample(scale_factor=2.0, mode="bilinear", align_corners=False),
                              nn.Conv2d(width, width, 3, padding=1))
     if kind not in ("tconv", "tconv-bilinear"):
-        raise ValueError(f"unknown upsampler {kind!r}; choose one of {', '.join(UPSAMPLERS)}")
+        raise ConfigError(f"unknown upsampler {kind!r}; choose one of {', '.join(UPSAMPLERS)}")
     layer = nn.ConvTranspose2d(width, width, 4, stride=2, padding=1)
     if kind == "tconv-bilinear":
         # 1-D taps of 2x bilinear interpolation for a 4-tap, stride-2, padding-1 transposed conv
@@ -189,15 +191,15 @@ class GeneratorConfig:
     def __post_init__(self):
         object.__setattr__(self, "blocks", tuple(int(b) for b in self.blocks))
         if self.in_channels not in (1, 3):
-            raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels}")
+            raise ConfigError(f"in_channels must be 1 or 3, got {self.in_channels}")
         if not self.blocks or any(b < 0 for b in self.blocks):
-            raise ValueError(f"blocks must be a non-empty list of counts >= 0, got {self.blocks}")
+            raise ConfigError(f"blocks must be a non-empty list of counts >= 0, got {self.blocks}")
         if self.width < 1:
-            raise ValueError(f"width must be positive, got {self.width}")
+            raise ConfigError(f"width must be positive, got {self.width}")
         if self.up not in UPSAMPLERS:
-            raise ValueError(f"unknown upsampler {self.up!r}; choose one of {', '.join(UPSAMPLERS)}")
+            raise ConfigError(f"unknown upsampler {self.up!r}; choose one of {', '.join(UPSAMPLERS)}")
         if self.level_upsampling not in LEVEL_UPSAMPLING:
-            raise ValueError(f"unknown level upsampling {self.level_upsampling!r}; choose one of "
+            raise ConfigError(f"unknown level upsampling {self.level_upsampling!r}; choose one of "
                              f"{', '.join(LEVEL_UPSAMPLING)}")
 
     @property
@@ -333,7 +335,7 @@ def build_generator(name: str = "msp", **config) -> nn.Module:
     try:
         factory = GENERATORS[name]
     except KeyError:
-        raise ValueError(f"unknown generator {name!r}; choose one of {', '.join(GENERATORS)}") from None
+        raise ConfigError(f"unknown generator {name!r}; choose one of {', '.join(GENERATORS)}") from None
     return factory(**config)
 
 

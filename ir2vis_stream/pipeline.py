@@ -27,6 +27,7 @@ from fractions import Fraction
 from typing import Callable
 
 from .engines.base import Engine
+from .errors import ConfigError
 from .frames import Percentile16To8, to_gray8
 from .media import SourceFrame
 from .processor import FrameProcessor, Prepared, resolve_infer_size
@@ -126,7 +127,7 @@ class Pipeline:
                  queue_frames: int | None = None, max_frames: int | None = None, record_latency: bool = False,
                  temporal: float | None = None):
         if batch_size < 1:
-            raise ValueError("batch size must be at least 1")
+            raise ConfigError("batch size must be at least 1")
         self.engine = engine
         self.infer_size_spec = infer_size
         self.batch_size = batch_size

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import ConfigError
 from .flow import FlowAligner
 
 __all__ = ["TemporalFilter"]
@@ -32,7 +33,7 @@ class TemporalFilter:
 
     def __init__(self, strength: float = 0.6, ir_threshold: float = 12.0):
         if not 0.0 <= strength < 1.0:
-            raise ValueError(f"temporal strength must be in [0, 1), got {strength}")
+            raise ConfigError(f"temporal strength must be in [0, 1), got {strength}")
         self.strength = strength
         self.ir_threshold = ir_threshold
         self.aligner = FlowAligner()

@@ -190,6 +190,41 @@ def test_unexpected_error_is_one_line_not_a_traceback(tmp_path, tiny_checkpoint,
     assert isinstance(r.exception, RuntimeError)
 
 
+def test_user_errors_are_their_message_and_a_programming_error_is_not_one(tmp_path, tiny_checkpoint, monkeypatch):
+    """One base, caught in one place: a UserError (multi-line too) is its message; a bare ValueError is a bug."""
+    import ir2vis_stream.api
+    from ir2vis_stream.errors import UserError
+
+    monkeypatch.delenv("IR2VIS_STREAM_DEBUG", raising=False)
+    args = ["run", str(make_video(tmp_path / "in.mp4")), "-o", str(tmp_path / "out.mp4"), "-c", str(tiny_checkpoint)]
+    for exc, line in [(UserError("the clip is gone\nfor good"), "Error: the clip is gone; for good"),
+                      (ValueError("too many values to unpack"),
+                       "Error: ValueError: too many values to unpack (IR2VIS_STREAM_DEBUG=1 shows the traceback)")]:
+        def failing_run(*a, exc=exc, **kw):
+            raise exc
+
+        monkeypatch.setattr(ir2vis_stream.api, "run", failing_run)
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 1 and r.output.strip().splitlines() == [line]
+
+
+def test_every_error_class_of_the_package_is_a_user_error():
+    from ir2vis_stream.bench import BenchError
+    from ir2vis_stream.checkpoint import CheckpointError
+    from ir2vis_stream.engines.base import EngineUnavailable
+    from ir2vis_stream.errors import ConfigError, UserError
+    from ir2vis_stream.hardware import DeviceError
+    from ir2vis_stream.live import LiveError
+    from ir2vis_stream.media import MediaError
+    from ir2vis_stream.metrics import LPIPSUnavailable
+    from ir2vis_stream.train.data import DataError
+    from ir2vis_stream.train.vgg import VGGWeightsMissing
+
+    for cls in (BenchError, CheckpointError, ConfigError, DataError, DeviceError, EngineUnavailable, LiveError,
+                LPIPSUnavailable, MediaError, VGGWeightsMissing):
+        assert issubclass(cls, UserError), cls
+
+
 def test_library_warnings_are_one_line(tmp_path, tiny_checkpoint):
     p = subprocess.run([sys.executable, "-m", "ir2vis_stream.cli", "run", str(make_video(tmp_path / "in.mp4")), "-o",
                         str(tmp_path / "out.mp4"), "-c", str(tiny_checkpoint), "--fps", "25", "-q", "--engine", "torch"],

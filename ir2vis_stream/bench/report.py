@@ -9,8 +9,10 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UserError
 
-class BenchError(Exception):
+
+class BenchError(UserError):
     """A benchmark that cannot run as asked; the message is one sentence for the user."""
 
 

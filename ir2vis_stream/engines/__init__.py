@@ -27,9 +27,9 @@ import importlib.util
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..hardware import cpu_has_fast_bf16
-from .base import Engine
-from .base import EngineUnavailable
+from .base import Engine, EngineUnavailable
 from .torch_engine import CompiledEngine, TorchEngine, cxx_compiler
 
 ENGINES = ("torch", "compile", "onnxruntime", "tensorrt")
@@ -49,7 +49,7 @@ def _build(name: str, model: nn.Module, device: torch.device, precision: str, **
 
         return TensorRTEngine(model, device, precision, **{k: v for k, v in options.items()
                                                             if k in ("batch", "infer_hw", "rebuild", "log")})
-    raise ValueError(f"unknown engine {name!r}; choose one of auto, {', '.join(ENGINES)}")
+    raise ConfigError(f"unknown engine {name!r}; choose one of auto, {', '.join(ENGINES)}")
 
 
 def auto_candidates(device: torch.device, model: nn.Module | None = None) -> list[tuple[str, str, str]]:

@@ -11,8 +11,10 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from ..errors import UserError
 
-class EngineUnavailable(RuntimeError):
+
+class EngineUnavailable(UserError, RuntimeError):
     """A backend that cannot run on this machine; the message says why (and create_engine may fall back)."""
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .cache import atomic_write_bytes, load_verified
 from .onnx_export import check_onnx, export_onnx_bytes
 
@@ -18,7 +19,7 @@ def export_model(model: nn.Module, fmt: str, output: str | Path, precision: str 
     out = Path(output)
     if fmt == "onnx":
         if precision not in ("fp32", "fp16"):
-            raise ValueError(f"ONNX export is fp32 or fp16, not {precision}")
+            raise ConfigError(f"ONNX export is fp32 or fp16, not {precision}")
         data = export_onnx_bytes(model, fp16=precision == "fp16")
         check_onnx(data)
     elif fmt == "tensorrt":
@@ -27,6 +28,6 @@ def export_model(model: nn.Module, fmt: str, output: str | Path, precision: str 
         engine = TensorRTEngine(model, torch.device(device), precision, batch=batch, infer_hw=infer_hw, log=log)
         data = load_verified(plan_path(engine.plan_key))
     else:
-        raise ValueError(f"unknown export format {fmt!r}; use onnx or tensorrt")
+        raise ConfigError(f"unknown export format {fmt!r}; use onnx or tensorrt")
     atomic_write_bytes(out, data)
     return out

@@ -30,12 +30,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import ConfigError, UserError
 from ..frames import IMAGE_EXTENSIONS, gray8_to_model, natural_key, read_image, resize, rgb8_to_model, short_side_size, to_gray8
 
 HOLDOUT_EVERY = 10
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Training data that cannot be used; the message lists what is wrong."""
 
 
@@ -123,7 +124,7 @@ class AspectCrop:
 
     def __post_init__(self):
         if self.crop > self.scale:
-            raise ValueError(f"crop {self.crop} is larger than the scale {self.scale} (short side)")
+            raise ConfigError(f"crop {self.crop} is larger than the scale {self.scale} (short side)")
 
     def train(self, ir: np.ndarray, vis: np.ndarray, rng: np.random.Generator):
         h, w = ir.shape[:2]

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 
 from .. import metrics
 from ..checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
+from ..errors import ConfigError
 from ..frames import model_to_rgb8
 from ..hardware import autocast_dtype, resolve_device
 from ..model import build_generator, count_parameters, generator_spec, resize_conv_state, weight_spec
@@ -86,11 +87,11 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.epochs < 1:
-            raise ValueError("epochs must be at least 1")
+            raise ConfigError("epochs must be at least 1")
         if self.batch_size < 1:
-            raise ValueError("batch size must be at least 1")
+            raise ConfigError("batch size must be at least 1")
         if self.eval_every < 1:
-            raise ValueError("eval_every must be at least 1")
+            raise ConfigError("eval_every must be at least 1")
         if self.resize is not None:
             self.resize = tuple(int(v) for v in self.resize)
 
@@ -135,7 +136,7 @@ class Trainer:
         self.val_set = PairedImages(self.val_pairs, self.policy, train=False)
         self.steps_per_epoch = (len(self.train_set) // self.world) // cfg.batch_size
         if self.steps_per_epoch == 0:
-            raise ValueError(f"{len(self.train_set)} training pairs are fewer than one batch of {cfg.batch_size} per process")
+            raise ConfigError(f"{len(self.train_set)} training pairs are fewer than one batch of {cfg.batch_size} per process")
 
         torch.manual_seed(cfg.seed)
         self.G = build_generator(cfg.generator, **cfg.generator_config)
@@ -187,7 +188,7 @@ class Trainer:
         if weight_spec(theirs) != weight_spec(mine) and _tconv_to_resize_conv(theirs, mine):
             state, converted = resize_conv_state(state), "tconv -> resize-conv (least-squares fit)"
         elif weight_spec(theirs) != weight_spec(mine):
-            raise ValueError(f"--init {path} holds a {theirs['name']} generator with config {theirs['config']}; "
+            raise ConfigError(f"--init {path} holds a {theirs['name']} generator with config {theirs['config']}; "
                              f"this run trains {mine['name']} with config {mine['config']}")
         self.G.load_state_dict(state)
         keys = ("epochs_done", "global_step", "batch_size", "heldout")
@@ -293,16 +294,16 @@ class Trainer:
 
     def load_state(self, path: Path) -> None:
         if not path.is_file():
-            raise FileNotFoundError(f"--resume: no training state at {path}")
+            raise ConfigError(f"--resume: no training state at {path}")
         s = torch.load(path, map_location=self.device, weights_only=True)
         if not isinstance(s, dict) or s.get("format") != STATE_FORMAT:
-            raise ValueError(f"{path} is not an ir2vis-stream training state")
+            raise ConfigError(f"{path} is not an ir2vis-stream training state")
         saved = s["config"]
         for key in ("generator", "generator_config", "epochs", "batch_size", "scale", "crop", "resize", "seed",
                     "upscale", "heldout_prefixes"):
             mine = _config_dict(self.cfg)[key]
             if saved.get(key, {"upscale": True, "heldout_prefixes": []}.get(key)) != mine:
-                raise ValueError(f"--resume: {key} was {saved.get(key)!r} in the saved run, now {mine!r}; "
+                raise ConfigError(f"--resume: {key} was {saved.get(key)!r} in the saved run, now {mine!r}; "
                                  f"use the same settings or a new --out folder")
         self.G.load_state_dict(s["G"])
         self.D.load_state_dict(s["D"])

@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import UserError
+
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 # VGG19's convolutional trunk (torchvision's configuration "E"); "M" is a 2x2 max-pool.
 _VGG19_TRUNK = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512)
@@ -23,7 +25,7 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class VGGWeightsMissing(FileNotFoundError):
+class VGGWeightsMissing(UserError, FileNotFoundError):
     pass
 
 
