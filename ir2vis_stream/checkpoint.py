@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .errors import UserError
+from .files import atomic_write
 from .model import build_generator, count_parameters, generator_spec
 
 FORMAT = "ir2vis-stream/generator"
@@ -60,7 +61,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: dict | None
     meta["num_params"] = count_parameters(_unwrap(model))
     payload = {"format": FORMAT, "version": VERSION, "generator": generator_spec(_unwrap(model)),
                "state_dict": state, "meta": meta}
-    atomic_torch_save(payload, path)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return path
 
 
@@ -88,17 +89,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint {path} does not match its architecture: {reason[:200]}") from None
     model.eval()
     return Checkpoint(model=model, meta=payload.get("meta") or {}, path=path)
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    """torch.save to a temporary name in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -1,10 +1,13 @@
 """The checkpoint format: round trip, metadata, fp16 storage, and clear errors for bad files."""
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
 from conftest import tiny_generator
 from ir2vis_stream.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ir2vis_stream.files import atomic_write
 
 
 def test_round_trip_restores_weights_config_and_meta(tmp_path):
@@ -80,3 +83,19 @@ def test_weights_that_do_not_fit_the_architecture(tmp_path):
     torch.save(payload, p)
     with pytest.raises(CheckpointError, match="does not match"):
         load_checkpoint(p)
+
+
+def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    p = tmp_path / "a.png"
+    atomic_write(p, b"old")
+
+    def failing(tmp):
+        tmp.write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(p, failing)
+    assert p.read_bytes() == b"old" and list(tmp_path.iterdir()) == [p]
+    # a writer that picks its format by the extension (cv2.imwrite) sees the path's own
+    atomic_write(p, lambda tmp: cv2.imwrite(str(tmp), np.full((2, 3), 7, np.uint8)))
+    assert cv2.imread(str(p), cv2.IMREAD_UNCHANGED).tolist() == [[7, 7, 7], [7, 7, 7]]

@@ -22,6 +22,7 @@ from ir2vis_stream.cli import main
 from ir2vis_stream.engines import EngineUnavailable, auto_candidates, cache, create_engine
 from ir2vis_stream.engines import tensorrt_engine as trt_logic
 from ir2vis_stream.engines.onnx_export import check_onnx, export_onnx_bytes
+from ir2vis_stream.files import atomic_write
 from ir2vis_stream.frames import model_to_rgb8
 from ir2vis_stream.hardware import cpu_has_fast_bf16
 from ir2vis_stream.model import GeneratorConfig, MultiScaleGenerator
@@ -228,7 +229,7 @@ def test_store_and_verify_detect_truncation_and_corruption(tmp_path):
 def test_concurrent_writers_never_leave_a_broken_file(tmp_path):
     p = tmp_path / "plan"
     payloads = [bytes([i]) * 200_000 for i in range(8)]
-    threads = [threading.Thread(target=cache.atomic_write_bytes, args=(p, d)) for d in payloads]
+    threads = [threading.Thread(target=atomic_write, args=(p, d)) for d in payloads]
     for t in threads:
         t.start()
     for t in threads:

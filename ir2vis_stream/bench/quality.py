@@ -42,7 +42,8 @@ from ..metrics import (FlickerMeter, LPIPSMetric, LPIPSUnavailable, WarpMeter, f
                        image_metrics)
 from ..processor import FrameProcessor
 from ..train.data import DataError, find_pairs
-from .report import BenchError, check_report_path, machine_description, now_iso, write_atomically
+from ..files import atomic_write
+from .report import BenchError, check_report_path, machine_description, now_iso
 
 BASELINE = "IR as grey (baseline)"
 METRICS = ("rmse", "psnr", "ssim", "gmsd", "grid", "lpips")
@@ -265,9 +266,9 @@ def is_frame_sequence(names: list[str]) -> bool:
 
 def _write_outputs(report: QualityReport, csv_path: Path | None, json_path: Path | None) -> None:
     if csv_path is not None:
-        write_atomically(csv_path, report.csv_text().encode())
+        atomic_write(csv_path, report.csv_text().encode())
     if json_path is not None:
-        write_atomically(json_path, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+        atomic_write(json_path, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
 
 
 def _data_error(exc: Exception) -> BenchError:

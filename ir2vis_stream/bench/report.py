@@ -61,11 +61,3 @@ def check_report_path(path: str | os.PathLike | None, suffix: str | None = None,
     return p
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` under a temporary name beside ``path`` and rename it into place."""
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

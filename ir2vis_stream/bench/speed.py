@@ -48,7 +48,8 @@ from ..media import MediaError, VideoSink, VideoSource
 from ..metrics import FlickerMeter, flicker_ratio
 from ..pipeline import Pipeline
 from ..processor import FrameProcessor, resolve_infer_size
-from .report import BenchError, check_report_path, load_average, machine_description, now_iso, write_atomically
+from ..files import atomic_write
+from .report import BenchError, check_report_path, load_average, machine_description, now_iso
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
 RANDOM_MODEL = "default configuration, random weights (costs what the trained model costs)"
@@ -397,11 +398,11 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
     if json_path is not None:
         import json
 
-        write_atomically(json_path, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+        atomic_write(json_path, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
     if plot_path is not None:
         from .plot import speed_plot_png
 
-        write_atomically(plot_path, speed_plot_png(report))
+        atomic_write(plot_path, speed_plot_png(report))
     return report
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from ..files import atomic_write
 
 
 def cache_root() -> Path:
@@ -26,28 +27,14 @@ def cache_root() -> Path:
     return Path(base) / "ir2vis-stream"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
 def store(path: Path, data: bytes) -> None:
     """Write an entry and its checksum (checksum last: an entry without a matching one is invalid)."""
-    atomic_write_bytes(path, data)
-    atomic_write_bytes(path.with_name(path.name + ".sha256"), sha256(data).encode())
+    atomic_write(path, data)
+    atomic_write(path.with_name(path.name + ".sha256"), sha256(data).encode())
 
 
 def load_verified(path: Path) -> bytes | None:

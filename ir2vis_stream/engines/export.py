@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .cache import atomic_write_bytes, load_verified
+from ..files import atomic_write
+from .cache import load_verified
 from .onnx_export import check_onnx, export_onnx_bytes
 
 
@@ -29,5 +30,5 @@ def export_model(model: nn.Module, fmt: str, output: str | Path, precision: str 
         data = load_verified(plan_path(engine.plan_key))
     else:
         raise ConfigError(f"unknown export format {fmt!r}; use onnx or tensorrt")
-    atomic_write_bytes(out, data)
+    atomic_write(out, data)
     return out

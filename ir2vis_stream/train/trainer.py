@@ -32,8 +32,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .. import metrics
-from ..checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import ConfigError
+from ..files import atomic_write
 from ..frames import model_to_rgb8
 from ..hardware import autocast_dtype, resolve_device
 from ..model import build_generator, count_parameters, generator_spec, resize_conv_state, weight_spec
@@ -290,7 +291,7 @@ class Trainer:
 
     def save_state(self) -> None:
         if self.is_main:
-            atomic_torch_save(self.state_dict(), self.out / "state.pt")
+            atomic_write(self.out / "state.pt", lambda tmp: torch.save(self.state_dict(), tmp))
 
     def load_state(self, path: Path) -> None:
         if not path.is_file():
@@ -473,10 +474,7 @@ def _write_grid(samples, path: Path) -> None:
         rows.append(np.concatenate([cv2.resize(t, (tw, height), interpolation=cv2.INTER_AREA) for t in tiles], 1))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    cv2.imwrite(str(tmp), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: cv2.imwrite(str(tmp), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR)))
 
 
 class _JsonlLog:
