@@ -64,17 +64,22 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return device
 
 
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""The one dtype table: a precision's name -> the dtype autocast runs at (None: plain fp32)."""
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """The name of an autocast dtype in ``PRECISIONS`` (None -> ``fp32``)."""
+    return next(name for name, d in PRECISIONS.items() if d == dtype)
+
+
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
     """The dtype to autocast to (None = plain fp32) for ``precision`` in auto|fp32|bf16|fp16 on ``device``."""
     precision = precision.lower()
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "fp16":
-        if device.type != "cuda":
-            raise DeviceError("fp16 is a CUDA precision; on the CPU use bf16 (fast with AMX/AVX512-BF16) or fp32")
-        return torch.float16
+    if precision == "fp16" and device.type != "cuda":
+        raise DeviceError("fp16 is a CUDA precision; on the CPU use bf16 (fast with AMX/AVX512-BF16) or fp32")
+    if precision in PRECISIONS:
+        return PRECISIONS[precision]
     if precision != "auto":
         raise DeviceError(f"unknown precision {precision!r}; use auto, fp32, bf16 or fp16")
     if device.type == "cuda":  # bf16 needs no loss scaling and was faster than fp16 on an H200 (README)

@@ -414,3 +414,16 @@ def test_cli_export_tensorrt_without_tensorrt(tmp_path):
     r = CliRunner().invoke(main, ["export", "-c", str(ck), "--format", "tensorrt", "-o", str(tmp_path / "g.plan")])
     assert r.exit_code == 1 and "Traceback" not in r.output and "TensorRT is not installed" in r.output
     assert not (tmp_path / "g.plan").exists()
+
+
+def test_precision_names_and_dtypes_round_trip_through_the_one_table():
+    from ir2vis_stream.hardware import PRECISIONS, DeviceError, autocast_dtype, precision_name
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu, "fp32") is None and autocast_dtype(cpu, "BF16") is torch.bfloat16
+    assert [precision_name(d) for d in PRECISIONS.values()] == list(PRECISIONS) == ["fp32", "bf16", "fp16"]
+    assert precision_name(autocast_dtype(cpu, "auto")) == ("bf16" if cpu_has_fast_bf16() else "fp32")
+    with pytest.raises(DeviceError, match="fp16 is a CUDA precision"):
+        autocast_dtype(cpu, "fp16")
+    with pytest.raises(DeviceError, match="unknown precision 'int8'"):
+        autocast_dtype(cpu, "int8")

@@ -8,10 +8,11 @@ Backends: ``torch`` (eager), ``compile`` (torch.compile / inductor), ``onnxrunti
   (bf16 where supported). Measured on an H200 at 640x512: eager bf16 96 frames/s at batch 32, fp16 85
   (its fp32 instance norms cost casts), fp32 92 (TF32 convolutions); ``compile`` (CUDA graphs) did not
   finish building the 122-block graph within 60 s, so it is used only when asked for by name.
-- CPU with native bf16 (AMX or AVX512-BF16) and a C++ compiler: ``compile`` bf16 — measured here 5-7x
-  eager fp32 on this model's conv + instance norm + sine stacks (compilation fuses the element-wise work);
-  the first run compiles for a minute or more, later runs load inductor's on-disk cache.
-- Other CPUs: ``onnxruntime`` fp32 (about 1.4x eager fp32) when installed, else ``torch`` fp32.
+- CPU with native bf16 (AMX or AVX512-BF16) and a C++ compiler: ``compile`` bf16 — measured here 3.5-4.2x
+  eager fp32 on this model's conv + instance norm + sine stacks (compilation fuses the element-wise work;
+  README "Performance", ``benchmarks/engine_speed.py``);
+  the first run of a shape compiles for about 90-125 s, later runs load inductor's on-disk cache (12-13 s).
+- Other CPUs: ``onnxruntime`` fp32 (1.7-1.9x eager fp32 here) when installed, else ``torch`` fp32.
 - A model that is not one of this package's generators (no ``forward_aligned``, e.g. a test's identity
   model): ``torch``.
 

@@ -11,10 +11,8 @@ import copy
 import torch
 from torch import nn
 
-from ..hardware import autocast_dtype
+from ..hardware import autocast_dtype, precision_name
 from .base import EngineUnavailable
-
-_DTYPE_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 class Fp32InstanceNorm(nn.Module):
@@ -47,7 +45,7 @@ class TorchEngine:
     def __init__(self, model: nn.Module, device: torch.device, precision: str = "auto"):
         self.device = torch.device(device)
         self.dtype = autocast_dtype(self.device, precision)
-        self.precision = _DTYPE_NAMES[self.dtype]
+        self.precision = precision_name(self.dtype)
         self.size_multiple = getattr(model, "size_multiple", 1)
         if self.dtype is torch.float16:
             model = keep_norms_fp32(model)

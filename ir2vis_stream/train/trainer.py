@@ -36,7 +36,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import ConfigError
 from ..files import atomic_write
 from ..frames import model_to_rgb8
-from ..hardware import autocast_dtype, resolve_device
+from ..hardware import autocast_dtype, precision_name, resolve_device
 from ..model import build_generator, count_parameters, generator_spec, resize_conv_state, weight_spec
 from . import losses as L
 from .data import AspectCrop, DataError, FixedResize, PairedImages, epoch_indices, find_pairs
@@ -333,7 +333,7 @@ class Trainer:
             "vgg": ("random-init (test only)" if cfg.vgg_random_init else "imagenet") if cfg.perceptual else None,
             "epochs_done": self.epoch, "epochs_planned": cfg.epochs, "global_step": self.global_step,
             "batch_size": cfg.batch_size * self.world, "scale": cfg.scale, "crop": cfg.crop, "resize": cfg.resize,
-            "precision": _dtype_name(self.amp_dtype), "compiled": cfg.compile,
+            "precision": precision_name(self.amp_dtype), "compiled": cfg.compile,
             "device": _device_name(self.device), "world_size": self.world,
             "heldout": val, "heldout_epoch": self.history[-1]["epoch"] if self.history else None,
             "heldout_ir_as_grey": self.baseline,
@@ -357,7 +357,7 @@ class Trainer:
         if log and self.global_step == 0:
             log.write({"event": "start", "config": _config_dict(cfg), "train_pairs": len(self.train_pairs),
                        "heldout_pairs": len(self.val_pairs), "generator_params": count_parameters(self.G),
-                       "precision": _dtype_name(self.amp_dtype), "device": _device_name(self.device)})
+                       "precision": precision_name(self.amp_dtype), "device": _device_name(self.device)})
         try:
             with progress:
                 while self.epoch < cfg.epochs:
@@ -541,10 +541,6 @@ def _config_dict(cfg: TrainConfig) -> dict:
     d["resize"] = list(cfg.resize) if cfg.resize else None
     d["data"] = [str(p) for p in cfg.data]
     return d
-
-
-def _dtype_name(dtype) -> str:
-    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 def _device_name(device: torch.device) -> str:
