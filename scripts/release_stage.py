@@ -8,6 +8,12 @@ stage appended, so the release keeps its whole history.
 
 Refuses (exit 1, one line) when the run did not start from ``--base``, trained on other data, or did not
 beat the base's held-out PSNR (``--force`` releases anyway). Weights are written in fp16, atomically.
+
+A stage on other data (or another upsampler, converted by ``--init``) has held-out figures on other pairs
+than the base's, so they cannot be compared: give ``--comparison`` the JSON of ``scripts/ablation_report.py``
+with the base as its first variant and the run's checkpoint as its second, both measured in the same run on
+the same held-out pairs and eval video. The gate is then that report's held-out PSNR, the release's ``data``
+becomes the run's, and the report's figures (and its path) go into the metadata as ``comparison``.
 """
 
 from __future__ import annotations
@@ -40,13 +46,32 @@ def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def stage_meta(base: dict, run: dict, log: list[dict]) -> dict:
+def comparison_summary(report: list[dict], path: str) -> dict:
+    """The figures of an ablation_report JSON that a release records: per variant, held-out pairs and video."""
+    if len(report) < 2:
+        raise ReleaseError(f"{path}: the comparison needs the base and the run as its first two variants")
+    keys = ("psnr", "ssim", "gmsd", "grid", "ms_per_frame")
+
+    def figures(r: dict, i: int) -> dict:
+        pairs, video = r["pairs"]["models"][i], r["video"]["models"][i]
+        return {"heldout": {k: pairs.get(k) for k in keys},
+                "heldout_gmsd_per_folder": {data_name(f): rows[i]["gmsd"] for f, rows in r["pairs"]["folders"].items()},
+                "video": {**{k: video.get(k) for k in keys}, "flicker_ratio": video.get("flicker_ratio"),
+                          "warp_error": video.get("warp_error")}}
+
+    return {"report": path, "ir_as_grey": figures(report[0], 0),
+            **{r["variant"]["name"]: figures(r, 1) for r in report}}
+
+
+def stage_meta(base: dict, run: dict, log: list[dict], comparison: dict | None = None) -> dict:
     """The new release's metadata: ``base`` with the run appended as the next stage."""
     init = run.get("initialised_from")
     if not init or (init.get("epochs_done"), init.get("global_step")) != (base.get("epochs_done"), base.get("global_step")):
         raise ReleaseError("the run did not start from the base model (train it with --init BASE)")
-    if [data_name(d["path"]) for d in run["data"]] != [data_name(d["path"]) for d in base.get("data", [])]:
-        raise ReleaseError("the run trained on other data folders than the base model")
+    same_data = [data_name(d["path"]) for d in run["data"]] == [data_name(d["path"]) for d in base.get("data", [])]
+    if not same_data and comparison is None:
+        raise ReleaseError("the run trained on other data folders than the base model (--comparison REPORT.json "
+                           "compares them on the same pairs)")
     config = next((r["config"] for r in log if r.get("event") == "start"), None)
     if config is None:
         raise ReleaseError("the run's log.jsonl has no start record")
@@ -62,9 +87,13 @@ def stage_meta(base: dict, run: dict, log: list[dict]) -> dict:
         "lr": f"{config['lr']:g} for {half} epochs, then linear decay",
         "train_seconds": round(train_s), "device": run["device"], "precision": run["precision"],
         "compiled": run["compiled"],
-        "init": f"the release of stage {number - 1} (the discriminators started fresh)",
+        "init": f"the release of stage {number - 1} (the discriminators started fresh)"
+                + (f"; upsampler {init['upsampler_converted']}" if init.get("upsampler_converted") else ""),
         "heldout": renamed(run["heldout"]),
     }
+    if not same_data:
+        stage["data"] = [{**d, "path": data_name(d["path"])} for d in run["data"]]
+        stage["heldout_prefixes"] = config.get("heldout_prefixes")
     meta = dict(base)
     meta.update(
         epochs_done=base["epochs_done"] + best_epoch, epochs_planned=base["epochs_done"] + config["epochs"],
@@ -76,6 +105,12 @@ def stage_meta(base: dict, run: dict, log: list[dict]) -> dict:
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), weights_dtype="fp16",
         stages=stages + [stage],
     )
+    if not same_data:
+        meta["data"] = stage["data"]
+    if run.get("train_size"):
+        meta["train_size"] = run["train_size"]
+    if comparison is not None:
+        meta["comparison"] = comparison
     return meta
 
 
@@ -86,13 +121,27 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="where to write the new release")
     ap.add_argument("--note", default=None, help="replace the release's one-paragraph note")
     ap.add_argument("--force", action="store_true", help="release even if held-out PSNR did not improve")
+    ap.add_argument("--checkpoint", default="best.pt", help="the run's checkpoint to release [default: best.pt]")
+    ap.add_argument("--comparison", default=None,
+                    help="scripts/ablation_report.py JSON: the base, then the run, measured in one run (needed "
+                         "when the run trained on other data)")
     args = ap.parse_args(argv)
     run_dir = Path(args.run)
     try:
         base = load_checkpoint(args.base)
-        run = load_checkpoint(run_dir / "best.pt")
-        meta = stage_meta(base.meta, run.meta, read_log(run_dir / "log.jsonl"))
-        new, old = run.meta["heldout"]["all"]["psnr"], base.meta["heldout"]["all"]["psnr"]
+        run = load_checkpoint(run_dir / args.checkpoint)
+        comparison = None
+        if args.comparison:
+            try:
+                report = json.loads(Path(args.comparison).read_text())
+            except (OSError, ValueError) as exc:
+                raise ReleaseError(f"--comparison {args.comparison}: {exc}") from None
+            comparison = comparison_summary(report, args.comparison)
+        meta = stage_meta(base.meta, run.meta, read_log(run_dir / "log.jsonl"), comparison)
+        if comparison is not None:  # the same pairs for both: the report's figures decide
+            new, old = report[1]["pairs"]["models"][1]["psnr"], report[0]["pairs"]["models"][1]["psnr"]
+        else:
+            new, old = run.meta["heldout"]["all"]["psnr"], base.meta["heldout"]["all"]["psnr"]
         if new <= old and not args.force:
             raise ReleaseError(f"held-out PSNR {new:.2f} dB is not above the base's {old:.2f} dB (--force to release)")
         if args.note:

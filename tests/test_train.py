@@ -468,3 +468,42 @@ def test_torchrun_two_cpu_processes(tmp_path):
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert sum(r["event"] == "start" for r in log) == 1  # rank 0 alone logs
     assert [r["epoch"] for r in log if r["event"] == "epoch"] == [1]
+
+
+def test_release_stage_on_other_data_needs_a_same_run_comparison_and_records_it(tmp_path):
+    data, other = make_pairs(tmp_path / "d", n=12), make_pairs(tmp_path / "e", n=12, seed=1)
+    Trainer(tiny_config([data], tmp_path / "a", epochs=1)).fit()
+    Trainer(tiny_config([other], tmp_path / "run", epochs=1, init=str(tmp_path / "a" / "best.pt"),
+                        generator_config={**TINY_G, "up": "resize-conv"})).fit()
+
+    def figures(psnr):
+        return {"psnr": psnr, "ssim": 0.5, "gmsd": 0.2, "grid": 1.0, "ms_per_frame": 3.0, "flicker_ratio": 0.9,
+                "warp_error": 0.5}
+
+    def report(base_psnr, run_psnr):
+        """ablation_report's JSON: the IR baseline (model 0) and each variant (model 1), on pairs and video."""
+        def variant(name, psnr):
+            return {"variant": {"name": name}, "pairs": {"models": [figures(9.0), figures(psnr)],
+                                                           "folders": {str(other): [{"gmsd": 0.3}, {"gmsd": 0.2}]}},
+                    "video": {"models": [figures(9.0), figures(psnr)]}}
+        path = tmp_path / f"cmp{base_psnr}.json"
+        path.write_text(json.dumps([variant("release", base_psnr), variant("new", run_psnr)]))
+        return path
+
+    def release(*extra):
+        cmd = [sys.executable, str(RELEASE_STAGE), str(tmp_path / "run"), "--base", str(tmp_path / "a" / "best.pt"),
+               "--out", str(tmp_path / "new.pt"), *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    p = release()
+    assert p.returncode == 1 and "other data folders" in p.stderr and "--comparison" in p.stderr
+    p = release("--comparison", str(report(12.0, 11.0)))
+    assert p.returncode == 1 and "not above the base's 12.00 dB" in p.stderr
+    p = release("--comparison", str(report(10.0, 11.0)))
+    assert p.returncode == 0, p.stderr
+    m = load_checkpoint(tmp_path / "new.pt").meta
+    assert m["data"] == m["stages"][-1]["data"] and [Path(d["path"]).name for d in m["data"]] == ["e"]
+    assert m["comparison"]["new"]["heldout"]["psnr"] == 11.0 and m["comparison"]["release"]["heldout"]["psnr"] == 10.0
+    assert m["comparison"]["ir_as_grey"]["video"]["flicker_ratio"] == 0.9
+    assert "resize-conv" in m["stages"][-1]["init"]
+    assert load_checkpoint(tmp_path / "new.pt").model.config.up == "resize-conv"
