@@ -437,3 +437,20 @@ def test_real_video_pair_first_frames(tiny_checkpoint, no_imagenet):
     report = quality_on_video(clips / "m3svd_0111_1716_infrared.mp4", clips / "m3svd_0111_1716_visible.mp4",
                               [tiny_checkpoint], max_frames=3)
     assert report.source["frames"] == 3 and 0 < report.models[0].ssim < 1
+
+
+def test_gpu_check_runs_the_identity_run_and_skips_cuda_cleanly_without_a_gpu(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    clip, out = make_video(tmp_path / "in.mp4", frames=6), tmp_path / "gpu.json"
+    p = subprocess.run([sys.executable, str(script), "--json", str(out), "--input", str(clip), "--frames", "6"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["identity_run"]["cpu"]["frames"] == 6
+    if not torch.cuda.is_available():
+        assert not report["cuda"] and "skipped" in report and "speed" not in report
+        assert "GPU measurements were skipped" in p.stdout
