@@ -252,3 +252,34 @@ def test_torch_log_lines_are_hidden_unless_debugging(debug):
     r = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert ("No CUDA runtime is found (probe)" in r.stderr) == bool(debug), r.stderr
+
+
+def test_the_one_progress_bar_counts_frames_and_epochs_and_is_silent_off_a_terminal(capsys):
+    import types
+
+    from ir2vis_stream.progress import FrameProgress, ProgressBar
+    from ir2vis_stream.train.trainer import _epoch_columns
+
+    frames = FrameProgress()
+    frames.live = True  # as on a terminal
+    with frames:
+        frames.start(types.SimpleNamespace(frames=10))
+        assert frames.bar.tasks[0].description == "starting engine"
+        frames.update(2)
+        frames.update(5)
+        task = frames.bar.tasks[0]
+        assert (task.description, task.completed, task.total) == ("colourising", 5, 10) and task.fields["fps"] > 0
+    epochs = ProgressBar(True, _epoch_columns, info="")
+    epochs.live = True
+    with epochs:
+        epochs.new_task("epoch 1/2", 5, 1)
+        epochs.new_task("epoch 2/2", 5, 0)  # replaces the first
+        epochs.update(advance=1, info="L_G 1.00")
+        assert [(t.description, t.completed, t.fields["info"]) for t in epochs.bar.tasks] == [("epoch 2/2", 1, "L_G 1.00")]
+    capsys.readouterr()  # what the forced bars drew
+    quiet = ProgressBar(True, _epoch_columns, info="")  # stderr is not a terminal under pytest: no bar
+    with quiet:
+        quiet.new_task("epoch 1/1", 3)
+        quiet.update(advance=1)
+        quiet.print("epoch 1: done")
+    assert quiet.bar is None and capsys.readouterr().out == "epoch 1: done\n"

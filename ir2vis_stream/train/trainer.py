@@ -38,6 +38,7 @@ from ..files import atomic_write
 from ..frames import model_to_rgb8
 from ..hardware import autocast_dtype, precision_name, resolve_device
 from ..model import build_generator, count_parameters, generator_spec, resize_conv_state, weight_spec
+from ..progress import ProgressBar
 from . import losses as L
 from .data import AspectCrop, DataError, FixedResize, PairedImages, epoch_indices, find_pairs
 from .discriminator import MultiScaleDiscriminator
@@ -353,7 +354,8 @@ class Trainer:
         last_save = time.monotonic()
         epochs_run = steps_run = 0
         val = self.history[-1]["val"] if self.history else None
-        progress = _Progress(enabled=self.is_main and not cfg.quiet)
+        show = self.is_main and not cfg.quiet
+        progress = ProgressBar(show, _epoch_columns, info="")
         if log and self.global_step == 0:
             log.write({"event": "start", "config": _config_dict(cfg), "train_pairs": len(self.train_pairs),
                        "heldout_pairs": len(self.val_pairs), "generator_params": count_parameters(self.G),
@@ -373,7 +375,7 @@ class Trainer:
                     loader = DataLoader(self.train_set, batch_size=cfg.batch_size, sampler=order, drop_last=True,
                                         num_workers=cfg.workers, persistent_workers=False,
                                         pin_memory=self.device.type == "cuda")
-                    progress.start_epoch(self.epoch, cfg.epochs, self.steps_per_epoch, self.step_in_epoch)
+                    progress.new_task(f"epoch {self.epoch + 1}/{cfg.epochs}", self.steps_per_epoch, self.step_in_epoch)
                     t_epoch = time.monotonic()
                     for ir, vis in _batches(loader):
                         ir = ir.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
@@ -383,7 +385,7 @@ class Trainer:
                         self.step_in_epoch += 1
                         self.global_step += 1
                         steps_run += 1
-                        progress.advance(terms["loss_g"])
+                        progress.update(advance=1, info=f"L_G {terms['loss_g']:.2f}")
                         if log and self.global_step % cfg.log_every == 0:
                             log.write({"event": "step", "epoch": self.epoch + 1, "step": self.global_step, "lr": lr,
                                        "sec_per_step": round(time.monotonic() - t0, 4), **_round(terms)})
@@ -410,7 +412,8 @@ class Trainer:
                             summary = {"epoch": self.epoch, "lr": lr, "val": val, "epoch_seconds": epoch_seconds}
                             self.history.append(summary)
                             log.write({"event": "epoch", **summary, "ir_as_grey": self.baseline})
-                            progress.epoch_done(self.epoch, val)
+                            if show:
+                                progress.print(_epoch_line(self.epoch, val))
                             if val["all"]["psnr"] > self.best_psnr:
                                 self.best_psnr = val["all"]["psnr"]
                                 save_checkpoint(self.out / "best.pt", self.G, self.release_meta(val))
@@ -487,49 +490,15 @@ class _JsonlLog:
             f.write(json.dumps(record) + "\n")
 
 
-class _Progress:
-    """A rich progress bar per epoch on a terminal; one plain line per epoch otherwise."""
+def _epoch_columns(p):
+    return (p.TextColumn("{task.description}"), p.BarColumn(), p.MofNCompleteColumn(), p.TimeRemainingColumn(),
+            p.TextColumn("{task.fields[info]}"))
 
-    def __init__(self, enabled: bool):
-        import sys
 
-        self.enabled = enabled
-        self.live = enabled and sys.stderr.isatty()
-        self.bar = None
-        self.task = None
-
-    def __enter__(self):
-        if self.live:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def start_epoch(self, epoch, epochs, steps, done):
-        if self.bar is not None:
-            if self.task is not None:
-                self.bar.remove_task(self.task)
-            self.task = self.bar.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, completed=done, info="")
-
-    def advance(self, loss_g):
-        if self.bar is not None:
-            self.bar.update(self.task, advance=1, info=f"L_G {loss_g:.2f}")
-
-    def epoch_done(self, epoch, val):
-        if not self.enabled:
-            return
-        a = val["all"]
-        line = f"epoch {epoch}: held-out PSNR {a['psnr']:.2f} dB, SSIM {a.get('ssim', math.nan):.4f}, RMSE {a.get('rmse', math.nan):.2f}"
-        if self.bar is not None:
-            self.bar.console.print(line)
-        else:
-            print(line, flush=True)
+def _epoch_line(epoch: int, val: dict) -> str:
+    a = val["all"]
+    return (f"epoch {epoch}: held-out PSNR {a['psnr']:.2f} dB, SSIM {a.get('ssim', math.nan):.4f}, "
+            f"RMSE {a.get('rmse', math.nan):.2f}")
 
 
 def _round(d: dict) -> dict:
