@@ -103,8 +103,10 @@ def test_slow_inference_drops_stale_frames_and_latency_stays_bounded(tmp_path):
     assert stats.end == "time limit"
     assert stats.dropped > 0 and stats.shown + stats.dropped <= stats.captured
     assert stats.fps < CAMERA_FPS * 0.75  # inference, not the camera, sets the pace
-    # Bounded: a frame waits at most one frame interval for inference to come free, then one inference.
-    assert stats.p95_ms / 1000 < 3 * INFER + 1 / CAMERA_FPS
+    # Bounded: a frame waits at most one inference for the engine to come free, then its own; measured against
+    # this session's own inference time (a loaded machine makes both slower), never a fixed wall-clock limit.
+    infer = float(np.percentile(stats.infer_times, 95))
+    assert infer >= INFER and stats.p95_ms / 1000 < 3 * infer + 1 / CAMERA_FPS
     # Not growing: a queue would add ~30 ms per frame shown; here the second half is no later than the first.
     lat = stats.latencies
     half = len(lat) // 2
