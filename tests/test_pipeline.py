@@ -421,3 +421,18 @@ def test_max_frames_gives_a_preview(tmp_path, identity):
     result = irs.run(src, tmp_path / "o.mp4", model=identity, max_frames=6)
     assert result.frames == len(read_video(tmp_path / "o.mp4")[0]) == 6
     assert not result.ended_early
+
+
+def test_busy_fractions_measure_each_stage_working(tmp_path):
+    """A slow engine (50 ms a batch): the inference stage is busy at least that long, the others far less."""
+
+    class Slow(GreyIdentity):
+        def forward(self, x):
+            time.sleep(0.05)
+            return super().forward(x)
+
+    src = make_video(tmp_path / "in.mp4", frames=8)
+    result = irs.run(src, tmp_path / "out", model=Slow(), engine="torch", precision="fp32", batch_size=2)
+    assert result.frames == 8
+    assert result.busy["infer"] * result.seconds >= 4 * 0.05  # four batches
+    assert result.busy["infer"] > result.busy["decode"] and result.busy["infer"] > 0.5
