@@ -135,6 +135,7 @@ class Pipeline:
         self.max_frames = max_frames
         self.record_latency = record_latency
         self.temporal = temporal  # strength of the flow-guided temporal filter (``temporal.py``); None: off
+        self.frames = FrameProcessor(engine, infer_size, side_by_side=side_by_side, temporal=temporal)
         self._stop = threading.Event()  # graceful: stop reading input, finish what is in flight
         self._abort = threading.Event()  # hard: drop everything
         self._errors: list[BaseException] = []
@@ -229,13 +230,13 @@ class Pipeline:
     # ---- the job ---------------------------------------------------------------------------------------------
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         """Size of the frames the sink receives for a (width x height) input."""
-        return (2 * width if self.side_by_side else width), height
+        return self.frames.output_size(width, height)
 
     def run(self, source, sink, on_tick: Callable[[int], None] | None = None) -> RunResult:
         """Process all of ``source`` into ``sink`` (which the caller opens and closes); returns counts and timing."""
         info = source.info
-        frames = FrameProcessor(self.engine, self.infer_size_spec, side_by_side=self.side_by_side,
-                                temporal=self.temporal)
+        frames = self.frames
+        frames.reset()  # a new job is a new sequence for the temporal filter
         size = frames.size_for(info.width, info.height)
         clocks = {"decode": StageClock(), "infer": StageClock(), "encode": StageClock()}
         q_frames: queue.Queue = queue.Queue(maxsize=self.queue_frames)
