@@ -1,12 +1,16 @@
 """Inference speed of every engine path on this machine, and how close each gets to the hardware's floor.
 
     python benchmarks/engine_speed.py                       # CPU: eager fp32/bf16, compile bf16, ONNX Runtime fp32
+    python benchmarks/engine_speed.py --paths static-compile:bf16,compile:bf16   # the package vs whole-graph compile
     python benchmarks/engine_speed.py --device cuda --batches 1,8,32 --sizes 640x512 \
         --paths torch:fp32,torch:fp16,torch:bf16,compile:fp16,onnxruntime:fp32
 
 For each path (engine:precision), size and batch: frames/s of the engine alone on a batch already on the
 device (one warm-up call, whose time is reported as ``startup_s``; then calls until ``--seconds`` have
-passed), and the ratio to eager fp32 at the same size and batch, measured in the same process.
+passed), and the ratio to eager fp32 at the same size and batch, measured in the same process. The
+compiled engine on the CPU is measured once its package is built (``ready_s``: the build, or the cache load).
+``static-compile`` is the CPU compile that the package replaced, kept here as the baseline: whole-graph
+``torch.compile`` with static shapes, one compilation per (batch, H, W).
 
 The floor: the default generator is 64-channel 3x3 convolutions plus element-wise work (instance norm,
 sine), so its fastest possible time is its FLOPs divided by the rate this device reaches on such a
@@ -34,6 +38,37 @@ from ir2vis_stream.engines import EngineUnavailable
 from ir2vis_stream.model import build_generator, count_flops
 
 CPU_PATHS = "torch:fp32,torch:bf16,compile:bf16,onnxruntime:fp32"
+
+
+class StaticCompile:
+    """Whole-graph ``torch.compile`` (inductor) of the aligned forward with static shapes, under autocast:
+    the CPU ``compile`` engine until 2026-12-02, which compiled for 90-125 s at every new (batch, H, W)."""
+
+    name = "static-compile"
+
+    def __init__(self, model: nn.Module, device: torch.device, precision: str):
+        from ir2vis_stream.engines import TorchEngine
+
+        self.eager = TorchEngine(model, device, precision)
+        self.fn = torch.compile(self.eager.model.forward_aligned, dynamic=False)
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = self.eager.dtype
+        with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            return self.fn(x.contiguous(memory_format=torch.channels_last))
+
+    def describe(self) -> str:
+        return f"static-compile {self.eager.device} {self.eager.precision}"
+
+
+def build_path(name: str, model: nn.Module, device: torch.device, precision: str):
+    """(engine, seconds until it runs at full speed, not counting its first call)."""
+    t = time.perf_counter()
+    if name == "static-compile":
+        return StaticCompile(model, device, precision), time.perf_counter() - t
+    engine = create_engine(name, model, device, precision, **({"wait": True} if name == "compile" else {}))
+    return engine, time.perf_counter() - t
 
 
 def sync(device: torch.device) -> None:
@@ -127,7 +162,7 @@ def main(argv=None) -> int:
     for name_prec in paths:
         name, precision = name_prec.split(":")
         try:
-            engine = create_engine(name, model, device, precision)
+            engine, ready = build_path(name, model, device, precision)
         except (EngineUnavailable, ImportError, RuntimeError, ValueError) as exc:
             print(f"{name_prec}: not available here ({str(exc).splitlines()[0][:160]})", flush=True)
             rows.append({"path": name_prec, "available": False, "why": str(exc).splitlines()[0][:300]})
@@ -148,7 +183,7 @@ def main(argv=None) -> int:
                     print(f"{name_prec} {w}x{h} b{b}: failed ({str(exc).splitlines()[0][:160]})", flush=True)
                     continue
                 row = {"path": name_prec, "available": True, "size": f"{w}x{h}", "batch": b, "fps": fps,
-                       "ms_per_frame": 1000 / fps, "startup_s": startup, "gflop_per_frame": flops / 1e9,
+                       "ms_per_frame": 1000 / fps, "ready_s": ready, "startup_s": startup, "gflop_per_frame": flops / 1e9,
                        "compute_floor_ms": floor_s * 1000, "traffic_floor_ms": traffic_s * 1000,
                        "floor_x": (1 / fps) / floor_s}
                 base = next((r for r in rows if r.get("path") == "torch:fp32" and r.get("size") == row["size"]
@@ -159,9 +194,9 @@ def main(argv=None) -> int:
                 print(f"{name_prec:18s} {w}x{h} b{b:<3d} {fps:8.2f} frames/s  {1000 / fps:8.2f} ms/frame  "
                       f"{'x%.2f' % row['vs_eager_fp32'] if row['vs_eager_fp32'] else 'x?'} vs eager fp32  "
                       f"{row['floor_x']:.1f}x the compute floor "
-                      f"({floor_s * 1000:.2f} ms; traffic {traffic_s * 1000:.2f} ms)  startup {startup:.1f} s",
+                      f"({floor_s * 1000:.2f} ms; traffic {traffic_s * 1000:.2f} ms)  ready {ready:.1f} s, first call {startup:.1f} s",
                       flush=True)
-        del engine
+        engine = None  # free it before the next path builds
     report = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
               else f"cpu, {torch.get_num_threads()} threads", "torch": torch.__version__,
               "load_average": os.getloadavg()[0], "model": model_desc, "conv_peak_flops": peak,

@@ -280,12 +280,13 @@ def bench_group():
 @click.option("--crf", default=18, show_default=True, help="x264 quality, as in run.")
 @click.option("--preset", default="veryfast", show_default=True, help="x264 speed preset, as in run.")
 @click.option("--no-naive", is_flag=True, help="Skip the naive OpenCV loop baseline.")
+@click.option("--cold", is_flag=True, help="Start each engine on an empty cache, as on a new machine.")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Write the full report as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(), default=None, help="Write a bar chart (PNG) of the figures.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or table.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show engine build messages and which files were written.")
 def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, precision, infer_size, crf, preset,
-                    no_naive, json_path, plot_path, quiet, verbose):
+                    no_naive, cold, json_path, plot_path, quiet, verbose):
     """Frames/s of each stage and end to end, latency p50/p95/p99, peak GPU memory, against a naive loop.
 
     INPUT is a video file; without it a 640x480 thermal-looking clip is generated.
@@ -300,7 +301,7 @@ def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, pre
         report = speed_benchmark(input, checkpoint=checkpoint, engines=_split_list(engines), batch_sizes=sizes,
                                  frames=frames, device=device, precision=precision,
                                  infer_size=_parse_size(infer_size, allow_native=True), crf=crf, preset=preset,
-                                 naive=not no_naive, json_path=json_path, plot_path=plot_path,
+                                 naive=not no_naive, cold=cold, json_path=json_path, plot_path=plot_path,
                                  on_start=lambda total: progress.start(None, total), on_tick=progress.update,
                                  log=(lambda message: click.echo(message, err=True)) if verbose else None)
     _report(speed_table(report), quiet, verbose, JSON=json_path, plot=plot_path)

@@ -15,9 +15,7 @@ import numpy as np
 
 from .api import run
 from .checkpoint import CheckpointError, default_checkpoint_path, load_checkpoint
-from .engines import EngineUnavailable
-from .hardware import DeviceError
-from .media import MediaError
+from .errors import UserError
 
 
 def synthetic_thermal_clip(path: Path, frames: int = 48, width: int = 320, height: int = 240, fps: int = 12) -> Path:
@@ -71,7 +69,7 @@ def main(argv=None) -> int:
     out = out_dir / f"{src.stem}_colour.mp4"
     try:
         result = run(src, out, side_by_side=True, overwrite=True, engine=args.engine)
-    except (MediaError, CheckpointError, DeviceError, EngineUnavailable, ValueError) as exc:
+    except UserError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
     m = ckpt.meta

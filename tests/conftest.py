@@ -134,6 +134,17 @@ def identity():
     return GreyIdentity()
 
 
+@pytest.fixture(autouse=True)
+def private_cache_and_no_stray_builds(tmp_path_factory, monkeypatch):
+    """Tests never touch the user's cache, and a compiled engine's background package build (a process that
+    would outlive its run to cache the package) is stopped when its test ends."""
+    monkeypatch.setenv("IR2VIS_STREAM_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    yield
+    from ir2vis_stream.engines import aot
+
+    aot.cancel_builds()
+
+
 def tiny_generator(seed: int = 0) -> MultiScaleGenerator:
     torch.manual_seed(seed)
     return MultiScaleGenerator(GeneratorConfig(width=4, blocks=(1, 1, 1, 1)))

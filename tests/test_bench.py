@@ -454,3 +454,61 @@ def test_gpu_check_runs_the_identity_run_and_skips_cuda_cleanly_without_a_gpu(tm
     if not torch.cuda.is_available():
         assert not report["cuda"] and "skipped" in report and "speed" not in report
         assert "GPU measurements were skipped" in p.stdout
+
+
+class BuildsOnAColdCache:
+    """An engine that, started on an empty cache, answers at once but reaches full speed only after a 0.3 s
+    background build that fills the cache; started on a filled cache it is at full speed at once."""
+
+    name, precision, size_multiple = "fake", "fp32", 1
+    device = torch.device("cpu")
+    caches: list = []
+
+    def __init__(self, *args, **kwargs):
+        import os
+        from pathlib import Path
+
+        self.cache = Path(os.environ["IR2VIS_STREAM_CACHE"])
+        self.cold = not (self.cache / "package").exists()
+        BuildsOnAColdCache.caches.append((self.cache, self.cold))
+
+    def wait_ready(self):
+        if self.cold:
+            import time
+
+            time.sleep(0.3)
+            self.cache.mkdir(parents=True, exist_ok=True)
+            (self.cache / "package").write_text("built")
+        return True
+
+    def __call__(self, x):
+        return x.expand(-1, 3, -1, -1)
+
+    def describe(self):
+        return "fake cpu fp32"
+
+
+def test_bench_speed_reports_a_cold_start_full_speed_and_a_warm_start(tmp_path, monkeypatch):
+    import os
+
+    from ir2vis_stream.bench import speed
+
+    monkeypatch.setenv("IR2VIS_STREAM_CACHE", str(tmp_path / "user-cache"))
+    monkeypatch.setattr(speed, "create_engine", BuildsOnAColdCache)
+    BuildsOnAColdCache.caches = []
+    report = speed_benchmark(make_video(tmp_path / "in.mp4", frames=4), model=GreyIdentity(), engines=("torch",),
+                             frames=4, batch_sizes=(2,), naive=False, cold=True)
+    (first, first_cold), (second, second_cold) = BuildsOnAColdCache.caches
+    assert first_cold and not second_cold and first == second != tmp_path / "user-cache"  # an empty cache, then filled
+    assert not first.exists() and os.environ["IR2VIS_STREAM_CACHE"] == str(tmp_path / "user-cache")  # cleaned up
+    row = report.rows[0]
+    assert report.cold_cache and row.full_speed_s >= row.startup_s + 0.3 and row.warm_startup_s < 0.3
+    assert "full s" in _table_text(report) and "empty cache" in _table_text(report)
+
+
+def _table_text(report) -> str:
+    from rich.console import Console
+
+    console = Console(width=400, record=True)
+    console.print(speed_table(report))
+    return console.export_text()

@@ -11,8 +11,13 @@ small generator at 1.3 s per frame instead of 25 ms), and the figures mean nothi
   size, batch, copy to the device), ``inference`` (the engine on batches already on the device, synchronised
   on CUDA; one untimed warm-up batch first), ``postprocess`` (to 8-bit RGB on the host, resize back to the
   video's size), ``encode`` (x264 with ``run``'s crf and preset, on the model's own outputs);
-- ``startup``: seconds to build the engine and run its first batch (compilation, TensorRT plan build or
-  cache load), reported apart: it is paid once per process, not per frame;
+- ``startup``: seconds to build the engine and run its first batch, as a user's ``run`` would (an ONNX export
+  or TensorRT plan build, or their cache load; the compiled engine answers at once, running eager while its
+  package builds in the background). With ``cold=True`` the engine starts on an empty cache, as on a new
+  machine; otherwise on the cache as found. ``full_speed``: seconds until the engine runs at its steady speed
+  (the compiled engine's package built and swapped in; the same as ``startup`` for the others: every
+  figure after it is measured at full speed); ``warm``: a second engine of the same kind started after
+  that, on the cache the first one filled. Paid once per process, not per frame, so reported apart;
 - ``end_to_end``: the ``Pipeline`` that ``run`` uses, with that same warm engine, video in and H.264 out, the
   stages overlapping in their threads; ``efficiency`` is end to end over inference alone (how much of the
   engine's speed survives the rest of the job);
@@ -82,7 +87,7 @@ class SpeedRow:
 
     engine: str  # Engine.describe(), e.g. "torch cpu fp32"
     batch_size: int
-    startup_s: float  # engine build + first batch
+    startup_s: float  # engine build + first batch (on an empty cache with cold=True)
     stage_fps: dict[str, float]
     end_to_end_fps: float
     latency_ms: Latency
@@ -91,6 +96,8 @@ class SpeedRow:
     flicker_ratio: float | None  # None for an input that does not change
     vs_naive: float | None
     engine_reason: str = ""  # why ``auto`` picked it (empty when the engine was named)
+    full_speed_s: float | None = None  # until the steady engine runs (a compiled package built and swapped in)
+    warm_startup_s: float | None = None  # a second engine of the same kind, on the cache the first one filled
 
     @property
     def efficiency(self) -> float:
@@ -111,6 +118,7 @@ class SpeedReport:
     preset: str
     naive: NaiveResult | None
     load_average: float | None = None  # 1-minute load average when the benchmark started
+    cold_cache: bool = False  # whether each engine's first start found an empty cache
     rows: list[SpeedRow] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -153,6 +161,50 @@ def start_engine(name: str, model: nn.Module, device: torch.device, precision: s
     FrameProcessor(engine, size).infer([resize(to_gray8(r), *size) for r in raws[:batch_size]])
     _sync(device)
     return engine, time.perf_counter() - t
+
+
+def timed_start(name: str, model: nn.Module, device: torch.device, precision: str, raws: list[np.ndarray],
+                size: tuple[int, int], batch_size: int, log: Callable[[str], None], cold: bool):
+    """(engine at full speed, startup s, full-speed s, warm startup s): ``start_engine`` (on an empty cache
+    when ``cold``), then waiting for a compiled engine's package, then a second start on the filled cache."""
+    t = time.perf_counter()
+    with _cache_at(tempfile.mkdtemp(prefix="ir2vis-cold-cache-") if cold else None) as filled:
+        engine, startup = start_engine(name, model, device, precision, raws, size, batch_size, log)
+        if hasattr(engine, "wait_ready"):
+            engine.wait_ready()
+        full_speed = time.perf_counter() - t
+        _, warm = start_engine(name, model, device, precision, raws, size, batch_size, log)
+    if filled is not None:
+        import shutil
+
+        shutil.rmtree(filled, ignore_errors=True)
+    return engine, startup, max(full_speed, startup), warm
+
+
+class _cache_at:
+    """The package's cache (``IR2VIS_STREAM_CACHE``) and inductor's (``TORCHINDUCTOR_CACHE_DIR``, what
+    compile on CUDA uses) pointed into ``path`` inside the block; nothing changes for None."""
+
+    VARIABLES = {"IR2VIS_STREAM_CACHE": "", "TORCHINDUCTOR_CACHE_DIR": "inductor"}
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self.before = {k: os.environ.get(k) for k in self.VARIABLES}
+
+    def __enter__(self):
+        if self.path is not None:
+            for k, sub in self.VARIABLES.items():
+                os.environ[k] = str(Path(self.path) / sub)
+        return self.path
+
+    def __exit__(self, *exc):
+        if self.path is None:
+            return
+        for k, value in self.before.items():
+            if value is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = value
 
 
 def process_stages(engine, raws: list[np.ndarray], size: tuple[int, int], batch_size: int,
@@ -289,14 +341,15 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
                     device: str = "auto", precision: str = "auto", infer_size=None, crf: int = 18,
                     preset: str = "veryfast", naive: bool = True, json_path=None, plot_path=None,
                     on_start: Callable[[int], None] | None = None, on_tick: Callable[[int], None] | None = None,
-                    log: Callable[[str], None] | None = None) -> SpeedReport:
+                    log: Callable[[str], None] | None = None, cold: bool = False) -> SpeedReport:
     """Measure ``input`` (a video; None: a generated 640x480 thermal-looking clip of ``frames`` frames).
 
     ``model`` (an nn.Module) overrides ``checkpoint`` (see ``speed_model``); ``engines`` are names for
     ``create_engine``; ``infer_size``: None (the checkpoint's training size), ``"native"`` or ``(W, H)``.
     Writes ``json_path`` / ``plot_path`` (PNG) when given, each complete or not at all. ``on_start(total)`` and
     ``on_tick(done)`` count frames processed over all measurements, for a progress bar; ``log`` receives
-    engines' build messages (TensorRT).
+    engines' build messages (TensorRT, the compiled engine's package). ``cold``: each engine's first start on
+    an empty cache (see the module docstring: startup, full speed, warm).
     """
     json_path = check_report_path(json_path, ".json", "--json")
     plot_path = check_report_path(plot_path, ".png", "--plot")
@@ -354,7 +407,7 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
         report = SpeedReport(input=str(input) if input is not None else f"generated clip, {info.width}x{info.height}",
                              input_size=(info.width, info.height), infer_size=size, frames=n, model=model_name,
                              device=str(dev), machine=machine_description(dev), date=now_iso(), crf=crf, preset=preset,
-                             naive=None, load_average=load)
+                             naive=None, load_average=load, cold_cache=cold)
         # Before any engine touches the model (engines may convert it in place, e.g. to channels_last).
         if naive:
             report.naive = naive_loop(clip, model, dev, size, n, tmp, on_frame=lambda: tick(1))
@@ -366,7 +419,8 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
         encode_fps = None
         for name in engines:
             for batch in batch_sizes:  # an engine per batch size: TensorRT plans are built for one batch
-                engine, startup = start_engine(name, model, dev, precision, raws, size, batch, log)
+                engine, startup, full_speed, warm = timed_start(name, model, dev, precision, raws, size, batch, log,
+                                                                cold)
                 stage_fps, outputs = process_stages(engine, raws, size, batch, on_batch=tick)
                 if encode_fps is None:  # the encoder's cost depends on the frames, not on the engine
                     encode_fps = encode_frames(outputs, pts, info, crf, preset, tmp)
@@ -387,7 +441,8 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
                 tick(result.frames)
                 peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
                 report.rows.append(SpeedRow(
-                    engine=engine.describe(), batch_size=batch, startup_s=startup,
+                    engine=engine.describe(), batch_size=batch, startup_s=startup, full_speed_s=full_speed,
+                    warm_startup_s=warm,
                     stage_fps={"decode": decode_fps, **stage_fps, "encode": encode_fps},
                     end_to_end_fps=result.fps, latency_ms=Latency.of(result.latencies),
                     stage_busy=dict(result.busy), peak_gpu_mib=peak,
@@ -406,6 +461,10 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
     return report
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def speed_table(report: SpeedReport):
     """The summary as one rich Table: a row per engine and batch size, the naive loop last."""
     from rich.table import Table
@@ -414,21 +473,24 @@ def speed_table(report: SpeedReport):
     load = f"; load average {report.load_average} at start" if report.load_average is not None else ""
     table = Table(title=f"bench speed: {report.frames} frames of {report.input} ({w}x{h}, inference at "
                         f"{report.infer_size[0]}x{report.infer_size[1]}), model: {report.model}",
-                  caption=f"frames/s of each stage alone and end to end; start: engine build + first batch; latency: decoded -> written, per frame; "
+                  caption=f"frames/s of each stage alone and end to end; start: engine build + first batch "
+                          f"({'empty cache' if report.cold_cache else 'cache as found'}), full: until steady speed, "
+                          f"warm: start on the filled cache; latency: decoded -> written, per frame; "
                           f"flicker: output / input frame-to-frame change. {report.machine}{load}; {report.date}"
                           + "".join(f"\nauto picked {r.engine}: {r.engine_reason}"
                                     for r in report.rows if r.engine_reason))
-    for col in ("engine", "batch", "start s", "decode", "preproc", "infer", "postproc", "encode", "end to end", "x naive",
+    for col in ("engine", "batch", "start s", "full s", "warm s", "decode", "preproc", "infer", "postproc", "encode", "end to end", "x naive",
                 "p50 ms", "p95 ms", "p99 ms", "GPU MiB", "flicker"):
         table.add_column(col, justify="left" if col == "engine" else "right")
     for r in report.rows:
-        table.add_row(r.engine, str(r.batch_size), f"{r.startup_s:.1f}", *(f"{r.stage_fps[s]:.1f}" for s in STAGES),
+        table.add_row(r.engine, str(r.batch_size), f"{r.startup_s:.1f}", _seconds(r.full_speed_s),
+                      _seconds(r.warm_startup_s), *(f"{r.stage_fps[s]:.1f}" for s in STAGES),
                       f"[bold]{r.end_to_end_fps:.1f}[/bold]", f"{r.vs_naive:.2f}" if r.vs_naive else "-",
                       f"{r.latency_ms.p50:.0f}", f"{r.latency_ms.p95:.0f}", f"{r.latency_ms.p99:.0f}",
                       f"{r.peak_gpu_mib:.0f}" if r.peak_gpu_mib is not None else "-",
                       f"{r.flicker_ratio:.2f}" if r.flicker_ratio is not None else "-")
     if report.naive:
         nv = report.naive
-        table.add_row("naive OpenCV loop (fp32)", "1", "-", *("-" * 5), f"{nv.fps:.1f}", "1.00", f"{nv.latency_ms.p50:.0f}",
+        table.add_row("naive OpenCV loop (fp32)", "1", "-", "-", "-", *("-" * 5), f"{nv.fps:.1f}", "1.00", f"{nv.latency_ms.p50:.0f}",
                       f"{nv.latency_ms.p95:.0f}", f"{nv.latency_ms.p99:.0f}", "-", "-")
     return table

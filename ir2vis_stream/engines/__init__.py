@@ -40,7 +40,7 @@ def _build(name: str, model: nn.Module, device: torch.device, precision: str, **
     if name == "torch":
         return TorchEngine(model, device, precision)
     if name == "compile":
-        return CompiledEngine(model, device, precision)
+        return CompiledEngine(model, device, precision, **{k: v for k, v in options.items() if k in ("rebuild", "log", "wait")})
     if name == "onnxruntime":
         from .onnxruntime_engine import OnnxRuntimeEngine
 

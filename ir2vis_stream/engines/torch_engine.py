@@ -7,6 +7,7 @@ precision, a known source of NaNs in generators like this one.
 from __future__ import annotations
 
 import copy
+from typing import Callable
 
 import torch
 from torch import nn
@@ -74,12 +75,17 @@ def cxx_compiler() -> str | None:
 
 
 class CompiledEngine(TorchEngine):
-    """``torch.compile`` (inductor) of the model's aligned forward, under the same precision rules.
+    """The model compiled by inductor, under the same precision rules; on the CPU one package for every size.
 
-    Shapes are static: each (batch, H, W) compiles once; batches smaller than the largest seen are padded
-    up to it (the last batch of a video) rather than triggering a new compilation. On CUDA the graphs are
-    captured as CUDA graphs (``mode="reduce-overhead"``). Compiled kernels are cached on disk under the
-    user cache (``TORCHINDUCTOR_CACHE_DIR``, unless already set), so a second process starts much faster.
+    - CPU: an AOTInductor package (``engines/aot.py``) with a dynamic batch, height and width, built once per
+      model, precision, torch version and CPU instruction set and cached; a cached package loads in
+      milliseconds. Without one, the engine runs eager at once and builds the package in a background
+      process, then switches to it between two calls (``log`` says so); ``wait=True`` blocks until it is in.
+      A failed build leaves the engine eager, with one warning.
+    - CUDA: ``torch.compile`` of the aligned forward, with static shapes captured as CUDA graphs
+      (``mode="reduce-overhead"``): each (batch, H, W) compiles once; batches smaller than the largest seen
+      are padded up to it (the last batch of a video) rather than compiling again. Kernels are cached on disk
+      under the user cache (``TORCHINDUCTOR_CACHE_DIR``, unless already set).
 
     Every call runs on one thread the engine owns, whichever thread calls it: torch.compile's CUDA graphs are
     recorded per thread, so an engine warmed on the main thread and then fed by the pipeline's inference
@@ -88,24 +94,78 @@ class CompiledEngine(TorchEngine):
 
     name = "compile"
 
-    def __init__(self, model: nn.Module, device: torch.device, precision: str = "auto"):
+    def __init__(self, model: nn.Module, device: torch.device, precision: str = "auto", *, rebuild: bool = False,
+                 log: Callable[[str], None] | None = None, wait: bool = False):
         import os
+        from concurrent.futures import ThreadPoolExecutor
 
         from .cache import cache_root
 
         device = torch.device(device)
         if device.type == "cpu" and cxx_compiler() is None:
             raise EngineUnavailable("torch.compile on the CPU needs a C++ compiler (g++ or clang++) and none was found")
+        if device.type == "cpu" and not hasattr(model, "forward_aligned"):
+            raise EngineUnavailable("compile on the CPU builds a package of this package's generators "
+                                    f"(their aligned forward); {type(model).__name__} is not one")
         super().__init__(model, device, precision)
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
-        mode = "reduce-overhead" if device.type == "cuda" else None
-        target = getattr(self.model, "forward_aligned", self.model)
-        self._eager = target
-        self._fn = torch.compile(target, dynamic=False, mode=mode)
-        self._batch = 0
-        from concurrent.futures import ThreadPoolExecutor
-
+        self.log = log or (lambda message: None)
+        self._eager = getattr(self.model, "forward_aligned", self.model)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ir2vis-compiled")
+        self._batch = 0
+        self.build = None  # the package build running in the background, if any
+        if device.type == "cuda":
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
+            self._fn = torch.compile(self._eager, dynamic=False, mode="reduce-overhead")
+            self.static_shapes = True
+            return
+        self.static_shapes = False
+        self._fn = self._package_or_build(rebuild)
+        if wait:
+            self.wait_ready()
+
+    def _package_or_build(self, rebuild: bool):
+        from . import aot
+
+        self.package = aot.package_path(self.model, self.precision)
+        if rebuild:
+            for stale in (self.package, self.package.with_name(self.package.name + ".sha256")):
+                stale.unlink(missing_ok=True)
+        fn = aot.load_package(self.package)
+        if fn is not None:
+            return fn
+        self.build = aot.Build(self.model, self.precision, self.package)
+        self.log("compile: building the compiled engine in the background (minutes, once for every frame "
+                 "size; cached for next time); running eager until it is ready")
+        return self._eager
+
+    @property
+    def ready(self) -> bool:
+        """Whether calls run compiled code (not eager while a package builds, nor after a failed build)."""
+        return self._fn is not self._eager
+
+    def wait_ready(self) -> bool:
+        """Block until a background build has finished and is swapped in; whether the engine is compiled now."""
+        if self.build is not None:
+            self.build.wait()
+            self._thread.submit(self._swap_if_built).result()
+        return self.ready
+
+    def _swap_if_built(self) -> None:
+        from . import aot
+
+        build = self.build
+        if build is None or build.poll() is None:
+            return
+        self.build = None
+        fn = aot.load_package(self.package) if build.poll() == 0 else None
+        if fn is None:
+            self._fall_back_to_eager(f"the package build failed ({build.failure()}; log: {build.log_path})")
+            return
+        self._fn = fn
+        self.log(f"compile: compiled engine ready after {build.seconds():.0f} s; switched from eager")
+
+    def describe(self) -> str:
+        return super().describe() + (" (eager until its build is ready)" if self.build is not None else "")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self._thread.submit(self._call, x).result()
@@ -114,12 +174,15 @@ class CompiledEngine(TorchEngine):
     def _call(self, x: torch.Tensor) -> torch.Tensor:
         from ..model import pad_to_multiple
 
+        self._swap_if_built()
         n = x.shape[0]
-        self._batch = max(self._batch, n)
-        if n < self._batch:
-            x = torch.cat([x, x[-1:].expand(self._batch - n, *x.shape[1:])])
+        if self.static_shapes:
+            self._batch = max(self._batch, n)
+            if n < self._batch:
+                x = torch.cat([x, x[-1:].expand(self._batch - n, *x.shape[1:])])
         x, (h, w) = pad_to_multiple(x, self.size_multiple)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last if self.static_shapes or not self.ready
+                         else torch.contiguous_format)
         with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
             y = self._run(x)
         return y[:n, :, :h, :w].clone()  # clone: CUDA-graph outputs are overwritten by the next call
@@ -131,13 +194,16 @@ class CompiledEngine(TorchEngine):
         except _compile_errors() as exc:
             if self._fn is self._eager:
                 raise
-            import warnings
-
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            warnings.warn(f"torch.compile failed ({type(exc).__name__}: {reason}); running eager instead")
-            self._fn, self.name = self._eager, "torch"
-            self.reason = f"{getattr(self, 'reason', 'asked for compile')}; compile failed, running eager"
+            self._fall_back_to_eager(f"torch.compile failed ({type(exc).__name__}: {reason})")
             return self._fn(x)
+
+    def _fall_back_to_eager(self, why: str) -> None:
+        import warnings
+
+        warnings.warn(f"{why}; running eager instead")
+        self._fn, self.name = self._eager, "torch"
+        self.reason = f"{getattr(self, 'reason', 'asked for compile')}; compile failed, running eager"
 
 
 def _compile_errors() -> tuple[type[BaseException], ...]:
