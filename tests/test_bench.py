@@ -491,10 +491,10 @@ class BuildsOnAColdCache:
 def test_bench_speed_reports_a_cold_start_full_speed_and_a_warm_start(tmp_path, monkeypatch):
     import os
 
-    from ir2vis_stream.bench import speed
+    from ir2vis_stream.bench import stages
 
     monkeypatch.setenv("IR2VIS_STREAM_CACHE", str(tmp_path / "user-cache"))
-    monkeypatch.setattr(speed, "create_engine", BuildsOnAColdCache)
+    monkeypatch.setattr(stages, "create_engine", BuildsOnAColdCache)
     BuildsOnAColdCache.caches = []
     report = speed_benchmark(make_video(tmp_path / "in.mp4", frames=4), model=GreyIdentity(), engines=("torch",),
                              frames=4, batch_sizes=(2,), naive=False, cold=True)

@@ -283,3 +283,30 @@ def test_the_one_progress_bar_counts_frames_and_epochs_and_is_silent_off_a_termi
         quiet.update(advance=1)
         quiet.print("epoch 1: done")
     assert quiet.bar is None and capsys.readouterr().out == "epoch 1: done\n"
+
+
+def test_train_options_are_the_config_fields_with_their_defaults_and_types(tmp_path, monkeypatch):
+    """``train``'s options come from TrainConfig: no options give exactly the library's defaults, and each kind
+    of option (negated flag, renamed, WxH, repeatable, toggle, optional int) lands in its field, typed."""
+    from dataclasses import fields
+
+    import ir2vis_stream.train
+    from ir2vis_stream.train import TrainConfig
+
+    runs = []
+    monkeypatch.setattr(ir2vis_stream.train, "train", lambda cfg, resume=False: runs.append((cfg, resume)))
+    assert invoke("train", "d1", "d2").exit_code == 0
+    assert runs[-1] == (TrainConfig(data=["d1", "d2"]), False)
+    r = invoke("train", "d", "--no-cos", "--d-scales", 3, "--resize", "64x48", "--heldout-prefix", "a",
+               "--heldout-prefix", "b", "--compile", "--max-epochs-this-run", 2, "--lr", "1e-3", "--up", "resize-conv",
+               "-o", tmp_path / "run", "-q", "--resume")
+    assert r.exit_code == 0, r.output
+    cfg, resume = runs[-1]
+    assert resume and cfg == TrainConfig(data=["d"], cos=False, num_d=3, resize=(64, 48), heldout_prefixes=["a", "b"],
+                                         compile=True, max_epochs_this_run=2, lr=1e-3, out=str(tmp_path / "run"),
+                                         quiet=True, generator_config={"up": "resize-conv"})
+    assert isinstance(cfg.max_epochs_this_run, int) and isinstance(cfg.lr, float)
+    help_text = invoke("train", "--help").output
+    for f in fields(TrainConfig):
+        if "cli" in f.metadata:
+            assert f.metadata["cli"]["help"][:20] in " ".join(help_text.split()), f.name

@@ -110,6 +110,26 @@ def test_compile_builds_one_package_for_every_size_and_the_next_engine_loads_it(
     assert eng.describe() == second.describe() == f"compile cpu {precision}"
 
 
+def test_a_package_build_runs_at_the_lowest_cpu_priority(trained_model):
+    """The run that starts a build keeps the CPU for its eager frames; the build gets what is left."""
+    import os
+    import time
+
+    from ir2vis_stream.engines import aot
+
+    build = aot.Build(trained_model, "fp32", cache.cache_root() / "aot" / "priority-probe.pt2")
+    try:
+        deadline = time.monotonic() + 30
+        while build.poll() is None and time.monotonic() < deadline:
+            if os.getpriority(os.PRIO_PROCESS, build.process.pid) == aot.LOWEST_PRIORITY:
+                break
+            time.sleep(0.05)
+        assert build.poll() is None, build.failure()
+        assert os.getpriority(os.PRIO_PROCESS, build.process.pid) == aot.LOWEST_PRIORITY == 19
+    finally:
+        aot.cancel_builds()
+
+
 class FakeBuilds:
     """Stands in for ``aot.Build`` (a process that takes a minute) and ``aot.load_package``: a build finishes
     when told to, with ``status``; a finished one, or a verified cache entry, loads as a function that records

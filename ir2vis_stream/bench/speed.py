@@ -35,292 +35,27 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import cv2
-import numpy as np
 import torch
 from torch import nn
 
 from ..checkpoint import default_checkpoint_path, load_checkpoint
-from ..engines import ENGINES, create_engine
-from ..frames import Percentile16To8, resize, to_gray8
+from ..engines import ENGINES
+from ..frames import Percentile16To8, to_gray8
 from ..hardware import resolve_device
-from ..media import MediaError, VideoSink, VideoSource
+from ..media import MediaError, VideoSource
 from ..metrics import FlickerMeter, flicker_ratio
-from ..pipeline import Pipeline
-from ..processor import FrameProcessor, resolve_infer_size
+from ..processor import resolve_infer_size
 from ..files import atomic_write
 from .report import BenchError, check_report_path, load_average, machine_description, now_iso
 
-STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
+from .naive import naive_loop
+from .speed_report import STAGES, Latency, NaiveResult, SpeedReport, SpeedRow, speed_table
+from .stages import decode_frames, encode_frames, end_to_end, process_stages, start_engine, timed_start
+
 RANDOM_MODEL = "default configuration, random weights (costs what the trained model costs)"
-
-
-@dataclass
-class Latency:
-    """Per-frame latency percentiles in milliseconds."""
-
-    p50: float
-    p95: float
-    p99: float
-
-    @classmethod
-    def of(cls, seconds: list[float]) -> Latency:
-        p50, p95, p99 = np.percentile(np.asarray(seconds) * 1000.0, (50, 95, 99))
-        return cls(float(p50), float(p95), float(p99))
-
-
-@dataclass
-class NaiveResult:
-    fps: float
-    latency_ms: Latency
-    description: str = "OpenCV read -> model (fp32, 1 frame per call) -> OpenCV write (mp4v)"
-
-
-@dataclass
-class SpeedRow:
-    """One engine at one batch size."""
-
-    engine: str  # Engine.describe(), e.g. "torch cpu fp32"
-    batch_size: int
-    startup_s: float  # engine build + first batch (on an empty cache with cold=True)
-    stage_fps: dict[str, float]
-    end_to_end_fps: float
-    latency_ms: Latency
-    stage_busy: dict[str, float]  # fraction of the end-to-end wall time each pipeline thread worked
-    peak_gpu_mib: float | None
-    flicker_ratio: float | None  # None for an input that does not change
-    vs_naive: float | None
-    engine_reason: str = ""  # why ``auto`` picked it (empty when the engine was named)
-    full_speed_s: float | None = None  # until the steady engine runs (a compiled package built and swapped in)
-    warm_startup_s: float | None = None  # a second engine of the same kind, on the cache the first one filled
-
-    @property
-    def efficiency(self) -> float:
-        return self.end_to_end_fps / self.stage_fps["inference"]
-
-
-@dataclass
-class SpeedReport:
-    input: str
-    input_size: tuple[int, int]
-    infer_size: tuple[int, int]
-    frames: int
-    model: str
-    device: str
-    machine: str
-    date: str
-    crf: int
-    preset: str
-    naive: NaiveResult | None
-    load_average: float | None = None  # 1-minute load average when the benchmark started
-    cold_cache: bool = False  # whether each engine's first start found an empty cache
-    rows: list[SpeedRow] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        for row, rd in zip(self.rows, d["rows"]):
-            rd["efficiency"] = row.efficiency
-        return d
-
-
-# ---- the measurements ------------------------------------------------------------------------------------------
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def decode_frames(source: VideoSource, frames: int) -> tuple[float, list[np.ndarray], list[int | None]]:
-    """Decode the first ``frames`` frames of ``source`` into memory and close it: (fps, raw frames, their pts)."""
-    raws, pts = [], []
-    try:
-        t = time.perf_counter()
-        for f in source:
-            if f.index >= frames:
-                break
-            raws.append(f.image)
-            pts.append(f.pts)
-        seconds = time.perf_counter() - t
-    finally:
-        source.close()
-    if not raws:
-        raise MediaError(f"no frames could be decoded from {source.path}")
-    return len(raws) / seconds, raws, pts
-
-
-def start_engine(name: str, model: nn.Module, device: torch.device, precision: str, raws: list[np.ndarray],
-                 size: tuple[int, int], batch_size: int, log: Callable[[str], None]):
-    """Build engine ``name`` for this batch and size and run one batch: (engine, seconds it took)."""
-    t = time.perf_counter()
-    engine = create_engine(name, model, device, precision, batch=batch_size, infer_hw=(size[1], size[0]), log=log)
-    # first call: compilation, kernel selection, allocator growth, lazy initialisation
-    FrameProcessor(engine, size).infer([resize(to_gray8(r), *size) for r in raws[:batch_size]])
-    _sync(device)
-    return engine, time.perf_counter() - t
-
-
-def timed_start(name: str, model: nn.Module, device: torch.device, precision: str, raws: list[np.ndarray],
-                size: tuple[int, int], batch_size: int, log: Callable[[str], None], cold: bool):
-    """(engine at full speed, startup s, full-speed s, warm startup s): ``start_engine`` (on an empty cache
-    when ``cold``), then waiting for a compiled engine's package, then a second start on the filled cache."""
-    t = time.perf_counter()
-    with _cache_at(tempfile.mkdtemp(prefix="ir2vis-cold-cache-") if cold else None) as filled:
-        engine, startup = start_engine(name, model, device, precision, raws, size, batch_size, log)
-        if hasattr(engine, "wait_ready"):
-            engine.wait_ready()
-        full_speed = time.perf_counter() - t
-        _, warm = start_engine(name, model, device, precision, raws, size, batch_size, log)
-    if filled is not None:
-        import shutil
-
-        shutil.rmtree(filled, ignore_errors=True)
-    return engine, startup, max(full_speed, startup), warm
-
-
-class _cache_at:
-    """The package's cache (``IR2VIS_STREAM_CACHE``) and inductor's (``TORCHINDUCTOR_CACHE_DIR``, what
-    compile on CUDA uses) pointed into ``path`` inside the block; nothing changes for None."""
-
-    VARIABLES = {"IR2VIS_STREAM_CACHE": "", "TORCHINDUCTOR_CACHE_DIR": "inductor"}
-
-    def __init__(self, path: str | None):
-        self.path = path
-        self.before = {k: os.environ.get(k) for k in self.VARIABLES}
-
-    def __enter__(self):
-        if self.path is not None:
-            for k, sub in self.VARIABLES.items():
-                os.environ[k] = str(Path(self.path) / sub)
-        return self.path
-
-    def __exit__(self, *exc):
-        if self.path is None:
-            return
-        for k, value in self.before.items():
-            if value is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = value
-
-
-def process_stages(engine, raws: list[np.ndarray], size: tuple[int, int], batch_size: int,
-                   on_batch: Callable[[int], None] | None = None) -> tuple[dict[str, float], list[np.ndarray]]:
-    """The ``FrameProcessor``'s three steps timed apart, batch by batch, on a warm engine: (fps per stage,
-    full-size RGB outputs). preprocess: grey + resize to the inference size; inference: upload, engine,
-    download; postprocess: resize back."""
-    frames = FrameProcessor(engine, size)
-    stretch = Percentile16To8()  # temporal, as the pipeline's decode stage uses it
-    spent = dict.fromkeys(("preprocess", "inference", "postprocess"), 0.0)
-    outputs: list[np.ndarray] = []
-    for start in range(0, len(raws), batch_size):
-        chunk = raws[start:start + batch_size]
-        t0 = time.perf_counter()
-        prepared = [frames.prepare(to_gray8(r, stretch)) for r in chunk]
-        t1 = time.perf_counter()
-        rgb = frames.infer([p.small for p in prepared])  # ends on the host: no separate sync needed
-        t2 = time.perf_counter()
-        outputs.extend(frames.finish(p, out) for p, out in zip(prepared, rgb))
-        t3 = time.perf_counter()
-        spent["preprocess"] += t1 - t0
-        spent["inference"] += t2 - t1
-        spent["postprocess"] += t3 - t2
-        if on_batch is not None:
-            on_batch(len(chunk))
-    return {k: len(raws) / v for k, v in spent.items()}, outputs
-
-
-def encode_frames(outputs: list[np.ndarray], pts: list[int | None], info, crf: int, preset: str, folder: Path) -> float:
-    """x264-encode ``outputs`` as ``run`` does (flush included); frames per second."""
-    height, width = outputs[0].shape[:2]
-    sink = VideoSink(folder / "encode_only.mp4", width, height, info.fps, info.time_base, crf=crf, preset=preset)
-    t = time.perf_counter()
-    complete = False
-    try:
-        for i, (rgb, p) in enumerate(zip(outputs, pts)):
-            sink.write(rgb, p if p is not None else i, info.time_base)
-        complete = True
-    finally:
-        sink.close(keep=complete)  # keeping flushes the encoder's look-ahead: part of the encoding cost
-    return len(outputs) / (time.perf_counter() - t)
-
-
-def end_to_end(engine, clip: Path, size: tuple[int, int], batch_size: int, frames: int, crf: int, preset: str,
-               folder: Path, on_tick: Callable[[int], None] | None = None):
-    """The threaded ``Pipeline`` (as ``run`` builds it) from the video to H.264, with per-frame latency."""
-    source = VideoSource(clip)
-    info = source.info
-    sink = VideoSink(folder / "end_to_end.mp4", info.width, info.height, info.fps, info.time_base, crf=crf,
-                     preset=preset)
-    complete = False
-    try:
-        result = Pipeline(engine, infer_size=size, batch_size=batch_size, max_frames=frames,
-                          record_latency=True).run(source, sink, on_tick=on_tick)
-        complete = True
-    finally:
-        sink.close(keep=complete)
-        source.close()
-    return result
-
-
-def naive_loop(path: Path, model: nn.Module, device: torch.device, size: tuple[int, int], frames: int,
-               folder: Path, on_frame: Callable[[], None] | None = None) -> NaiveResult:
-    """The loop a user writes first (see the module docstring), timed from first read to last write."""
-
-    def open_capture() -> cv2.VideoCapture:
-        cap = cv2.VideoCapture(str(path))
-        if not cap.isOpened():
-            raise MediaError(f"OpenCV cannot open {path} for the naive loop")
-        return cap
-
-    model = model.to(device).eval()
-    cap = open_capture()
-    ok, bgr = cap.read()
-    cap.release()
-    if not ok:
-        raise MediaError(f"OpenCV cannot decode {path} for the naive loop")
-    height, width = bgr.shape[:2]
-
-    def colourise(bgr: np.ndarray) -> np.ndarray:
-        grey = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), size)
-        x = torch.from_numpy(grey).float().div(127.5).sub(1.0)[None, None].to(device)
-        y = model(x)[0].permute(1, 2, 0)
-        rgb = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
-        return cv2.cvtColor(cv2.resize(rgb, (width, height)), cv2.COLOR_RGB2BGR)
-
-    with torch.no_grad():
-        colourise(bgr)  # warm-up, as the other measurements have
-    cap = open_capture()
-    out = folder / "naive.mp4"
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), cap.get(cv2.CAP_PROP_FPS) or 30.0,
-                             (width, height))
-    if not writer.isOpened():
-        cap.release()
-        raise MediaError("OpenCV cannot write mp4v video on this machine, so the naive loop cannot run")
-    latencies = []
-    try:
-        with torch.no_grad():
-            t0 = time.perf_counter()
-            while len(latencies) < frames:
-                ok, bgr = cap.read()
-                if not ok:
-                    break
-                t_read = time.perf_counter()
-                writer.write(colourise(bgr))
-                latencies.append(time.perf_counter() - t_read)
-                if on_frame is not None:
-                    on_frame()
-            seconds = time.perf_counter() - t0
-    finally:
-        cap.release()
-        writer.release()
-        out.unlink(missing_ok=True)
-    if not latencies:
-        raise MediaError(f"OpenCV decoded no frames of {path} for the naive loop")
-    return NaiveResult(fps=len(latencies) / seconds, latency_ms=Latency.of(latencies))
 
 
 def speed_model(checkpoint: str | os.PathLike | None) -> tuple[nn.Module, object, str]:
@@ -461,36 +196,5 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
     return report
 
 
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def speed_table(report: SpeedReport):
-    """The summary as one rich Table: a row per engine and batch size, the naive loop last."""
-    from rich.table import Table
-
-    w, h = report.input_size
-    load = f"; load average {report.load_average} at start" if report.load_average is not None else ""
-    table = Table(title=f"bench speed: {report.frames} frames of {report.input} ({w}x{h}, inference at "
-                        f"{report.infer_size[0]}x{report.infer_size[1]}), model: {report.model}",
-                  caption=f"frames/s of each stage alone and end to end; start: engine build + first batch "
-                          f"({'empty cache' if report.cold_cache else 'cache as found'}), full: until steady speed, "
-                          f"warm: start on the filled cache; latency: decoded -> written, per frame; "
-                          f"flicker: output / input frame-to-frame change. {report.machine}{load}; {report.date}"
-                          + "".join(f"\nauto picked {r.engine}: {r.engine_reason}"
-                                    for r in report.rows if r.engine_reason))
-    for col in ("engine", "batch", "start s", "full s", "warm s", "decode", "preproc", "infer", "postproc", "encode", "end to end", "x naive",
-                "p50 ms", "p95 ms", "p99 ms", "GPU MiB", "flicker"):
-        table.add_column(col, justify="left" if col == "engine" else "right")
-    for r in report.rows:
-        table.add_row(r.engine, str(r.batch_size), f"{r.startup_s:.1f}", _seconds(r.full_speed_s),
-                      _seconds(r.warm_startup_s), *(f"{r.stage_fps[s]:.1f}" for s in STAGES),
-                      f"[bold]{r.end_to_end_fps:.1f}[/bold]", f"{r.vs_naive:.2f}" if r.vs_naive else "-",
-                      f"{r.latency_ms.p50:.0f}", f"{r.latency_ms.p95:.0f}", f"{r.latency_ms.p99:.0f}",
-                      f"{r.peak_gpu_mib:.0f}" if r.peak_gpu_mib is not None else "-",
-                      f"{r.flicker_ratio:.2f}" if r.flicker_ratio is not None else "-")
-    if report.naive:
-        nv = report.naive
-        table.add_row("naive OpenCV loop (fp32)", "1", "-", "-", "-", *("-" * 5), f"{nv.fps:.1f}", "1.00", f"{nv.latency_ms.p50:.0f}",
-                      f"{nv.latency_ms.p95:.0f}", f"{nv.latency_ms.p99:.0f}", "-", "-")
-    return table
+__all__ = ["STAGES", "Latency", "NaiveResult", "SpeedReport", "SpeedRow", "decode_frames", "encode_frames", "end_to_end",
+           "naive_loop", "process_stages", "speed_benchmark", "speed_model", "speed_table", "start_engine", "timed_start"]

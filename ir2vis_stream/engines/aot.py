@@ -150,7 +150,13 @@ def cancel_builds() -> int:
     return stopped
 
 
+LOWEST_PRIORITY = 19
+
+
 def main(argv: list[str]) -> int:
+    # the run that started this build is running the model eagerly meanwhile: it keeps the CPU, the build
+    # (and the compilers it starts) gets what is left, and all of it once the run ends
+    os.setpriority(os.PRIO_PROCESS, 0, LOWEST_PRIORITY)
     checkpoint, precision, dest = argv[0], argv[1], Path(argv[2])
     from ..checkpoint import load_checkpoint
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-
 @dataclass
 class CapturedFrame:
     index: int  # the source's frame number, counting dropped ones

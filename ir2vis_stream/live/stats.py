@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-
 class Reservoir:
     """A uniform random sample of at most ``size`` of the values added (Vitter's algorithm R), kept in the
     order they came: a session that runs for days holds ``size`` numbers, and its percentiles stay those of

@@ -2,7 +2,8 @@
 the terms). ``python -m ir2vis_stream.train`` is the entry for ``torchrun``."""
 
 from .data import DataError, find_pairs
-from .trainer import TrainConfig, Trainer, lr_factor
+from .config import TrainConfig, lr_factor
+from .trainer import Trainer
 
 __all__ = ["DataError", "TrainConfig", "Trainer", "find_pairs", "lr_factor", "train"]
 

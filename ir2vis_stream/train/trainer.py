@@ -1,4 +1,4 @@
-"""The training loop of the paper: a G step, then a D and C step, per batch.
+"""The training loop of the paper: a G step, then a D and C step, per batch (the losses: ``objective.py``).
 
 ``Trainer(config).fit()`` does the whole run: data, models, Adam(2e-4, 0.5, 0.999), the pix2pix learning-
 rate rule (constant for the first half of the epochs, then linear decay to 1/101), mixed precision,
@@ -22,7 +22,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -40,75 +40,13 @@ from ..hardware import autocast_dtype, precision_name, resolve_device
 from ..model import build_generator, count_parameters, generator_spec, resize_conv_state, weight_spec
 from ..progress import ProgressBar
 from . import losses as L
+from .config import TrainConfig, lr_factor
 from .data import AspectCrop, DataError, FixedResize, PairedImages, epoch_indices, find_pairs
 from .discriminator import MultiScaleDiscriminator
+from .objective import discriminator_objective, generator_objective
 from .vgg import VGG19Features
 
 STATE_FORMAT = "ir2vis-stream/train-state"
-
-
-@dataclass
-class TrainConfig:
-    data: list[str]
-    out: str = "runs/train"
-    generator: str = "msp"
-    generator_config: dict = field(default_factory=dict)  # e.g. {"width": 8, "blocks": [1, 1]} for tests
-    init: str | None = None  # generator checkpoint to start from (fine-tuning); D and C start fresh
-    epochs: int = 200  # first half constant lr, second half linear decay
-    batch_size: int = 4
-    scale: int = 256  # short side the images are scaled to (and the default inference size)
-    crop: int = 256  # square training crop, <= scale
-    resize: tuple[int, int] | None = None  # (W, H): the paper's fixed resize instead of AspectCrop
-    upscale: bool = True  # False: images smaller than `scale` are cropped at their own size, never enlarged
-    heldout_prefixes: list[str] = field(default_factory=list)  # hold out whole clips (names with these prefixes)
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    cos: bool = True
-    cos_centred: bool = False  # the cosine term on mean-centred images (a correlation) instead of [0, 1] ones
-    tvd: bool = True
-    perceptual: bool = True
-    vgg_weights: str | None = None
-    vgg_random_init: bool = False  # tests only: a randomly initialised VGG19, never for real training
-    num_d: int = 2
-    d_layers: int = 3
-    device: str = "auto"
-    precision: str = "auto"
-    compile: bool = False
-    checkpoint_every: int = 10  # epochs
-    eval_every: int = 1  # epochs between held-out evaluations (and sample grids); the last epoch always
-    checkpoint_minutes: float = 5.0
-    log_every: int = 10  # steps
-    samples: int = 4
-    seed: int = 0
-    workers: int = 2
-    max_epochs_this_run: int | None = None  # stop (resumably) after this many epochs in this process
-    max_steps_this_run: int | None = None  # likewise, in steps (tests)
-    max_steps: int | None = None  # end the run after this many steps in all (equal-budget ablations); writes last.pt
-    quiet: bool = False
-
-    def __post_init__(self):
-        if self.epochs < 1:
-            raise ConfigError("epochs must be at least 1")
-        if self.batch_size < 1:
-            raise ConfigError("batch size must be at least 1")
-        if self.eval_every < 1:
-            raise ConfigError("eval_every must be at least 1")
-        if self.resize is not None:
-            self.resize = tuple(int(v) for v in self.resize)
-
-    @property
-    def epochs_constant(self) -> int:
-        return (self.epochs + 1) // 2
-
-    @property
-    def epochs_decay(self) -> int:
-        return self.epochs - self.epochs_constant
-
-
-def lr_factor(epoch: int, epochs_constant: int, epochs_decay: int) -> float:
-    """pix2pix's rule for 0-based ``epoch``: 1 for the first ``epochs_constant`` epochs, then linear to 1/(decay+1)."""
-    return 1.0 - max(0, epoch + 1 - epochs_constant) / float(epochs_decay + 1)
 
 
 class Trainer:
@@ -201,42 +139,20 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
 
     def train_step(self, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, float]:
+        """One G step, then one D and C step (``objective.py``); the logged terms and losses."""
         cfg = self.cfg
-        # G step: L_G = 100 (L1 + COS + TVD) + 1 (GAN + CGAN) + 10 (FM + PL). Gradients flow through D and C
-        # to the fake image but are accumulated only into G's parameters (backward(inputs=...)), which also
-        # avoids toggling requires_grad, a change that would make torch.compile recompile every step.
+        # G's loss flows through D and C to the fake image, but is backed only into G's parameters
+        # (backward(inputs=...)), which also avoids toggling requires_grad, a change that would make
+        # torch.compile recompile every step.
         with self.autocast():
             fake = self.g_run(ir)
-            fake_d, fake_c = self.d_run(fake), self.c_run(torch.cat([ir, fake], 1))
-            with torch.no_grad():
-                real_d, real_c = self.d_run(vis), self.c_run(torch.cat([ir, vis], 1))
-                real_vgg = self.vgg(vis) if self.vgg is not None else None
-            fake_vgg = self.vgg(fake) if self.vgg is not None else None
-        fake32 = fake.float()
-        terms = {"l1": L.l1_loss(fake32, vis)}
-        if cfg.cos:
-            terms["cos"] = L.cosine_loss(fake32, vis, centred=cfg.cos_centred)
-        if cfg.tvd:
-            terms["tvd"] = L.tvd_loss(fake32, vis)
-        terms["gan"] = L.lsgan_loss(fake_d, True)
-        terms["cgan"] = L.lsgan_loss(fake_c, True)
-        terms["fm"] = L.feature_matching_loss(fake_d, real_d) + L.feature_matching_loss(fake_c, real_c)
-        if fake_vgg is not None:
-            terms["perceptual"] = L.perceptual_loss(fake_vgg, real_vgg)
-        pixel = sum(terms[k] for k in ("l1", "cos", "tvd") if k in terms)
-        feat = terms["fm"] + terms.get("perceptual", 0.0)
-        loss_g = L.LAMBDA_PIXEL * pixel + L.LAMBDA_ADV * (terms["gan"] + terms["cgan"]) + L.LAMBDA_FEAT * feat
+        loss_g, terms = generator_objective(ir, vis, fake, self.d_run, self.c_run, self.vgg, cos=cfg.cos,
+                                            cos_centred=cfg.cos_centred, tvd=cfg.tvd, autocast=self.autocast)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward(inputs=self.g_params)
         self.scaler.step(self.opt_g)
 
-        # D and C step: L_D = GAN_D + CGAN_D, each 0.5 (real + fake) as pix2pixHD
-        fake = fake.detach()
-        with self.autocast():
-            d_real, d_fake = self.d_train(vis), self.d_train(fake)
-            c_real, c_fake = self.c_train(torch.cat([ir, vis], 1)), self.c_train(torch.cat([ir, fake], 1))
-        loss_d = 0.5 * (L.lsgan_loss(d_real, True) + L.lsgan_loss(d_fake, False))
-        loss_c = 0.5 * (L.lsgan_loss(c_real, True) + L.lsgan_loss(c_fake, False))
+        loss_d, loss_c = discriminator_objective(ir, vis, fake, self.d_train, self.c_train, autocast=self.autocast)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d + loss_c).backward()
         self.scaler.step(self.opt_d)

@@ -1,0 +1,76 @@
+"""Options and helpers that several commands share."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import click
+
+from ..engines import ENGINES
+
+
+def parse_size(value: str | None, allow_native: bool = False):
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if allow_native and v == "native":
+        return "native"
+    try:
+        w, h = (int(p) for p in v.split("x"))
+        if w < 1 or h < 1:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a size like 640x512" + (" or 'native'" if allow_native else "")) from None
+    return (w, h)
+
+
+def engine_options(f):
+    """--engine, --device, --precision and --rebuild, shared by every command that runs the model."""
+    opts = [
+        click.option("--engine", type=click.Choice(["auto", *ENGINES]), default="auto", show_default=True,
+                     help="Inference backend; auto picks by a fixed rule (README: Engines) and says why."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+                     show_default=True, help="auto: bf16 on CUDA GPUs that support it (else fp16), bf16 on CPUs with AMX/AVX512-BF16, else fp32."),
+        click.option("--rebuild", is_flag=True, help="Rebuild cached ONNX exports, TensorRT plans and compile packages."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def split_list(values, convert=str, option: str = "") -> list:
+    """Repeated options, each possibly comma-separated (``-b 1,4 -b 8``), as one flat list."""
+    try:
+        return [convert(v.strip()) for value in values for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{', '.join(values)!r} is not a comma-separated list", param_hint=option) from None
+
+
+def write_report(table, quiet: bool, verbose: bool, **files) -> None:
+    """A bench command's ending: its table, then (with --verbose) which report files it wrote."""
+    print_table(table, quiet)
+    if verbose:
+        for kind, path in files.items():
+            if path:
+                click.echo(f"{kind}: {path}")
+
+
+def print_table(table, quiet: bool) -> None:
+    from rich.console import Console
+
+    if quiet:
+        return
+    console = Console()
+    (console if console.is_terminal else Console(width=200)).print(table)  # logs get the whole table
+
+
+@contextlib.contextmanager
+def bench_errors():
+    """A bench command's Ctrl-C as 'aborted' (its errors are handled where every command's are)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("aborted; no report written", err=True)
+        sys.exit(130)
