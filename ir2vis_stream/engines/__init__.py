@@ -11,7 +11,8 @@ Backends: ``torch`` (eager), ``compile`` (torch.compile / inductor), ``onnxrunti
 - CPU with native bf16 (AMX or AVX512-BF16) and a C++ compiler: ``compile`` bf16 — measured here 3.5-4.2x
   eager fp32 on this model's conv + instance norm + sine stacks (compilation fuses the element-wise work;
   README "Performance", ``benchmarks/engine_speed.py``);
-  the first run of a shape compiles for about 90-125 s, later runs load inductor's on-disk cache (12-13 s).
+  as one AOTInductor package for every size (``aot.py``), built once in a low-priority background process
+  while the run goes eager (first frame 5.6 s cold, package ready after about 330 s; ``benchmarks/startup.py``).
 - Other CPUs: ``onnxruntime`` fp32 (1.7-1.9x eager fp32 here) when installed, else ``torch`` fp32.
 - A model that is not one of this package's generators (no ``forward_aligned``, e.g. a test's identity
   model): ``torch``.
