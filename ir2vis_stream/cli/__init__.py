@@ -13,6 +13,3 @@ from .app import main, quiet_library_logs
 from .train import train_command
 
 __all__ = ["main", "quiet_library_logs", "train_command"]
-
-if __name__ == "__main__":
-    main()
