@@ -2,6 +2,8 @@
 
     python benchmarks/engine_speed.py                       # CPU: eager fp32/bf16, compile bf16, ONNX Runtime fp32
     python benchmarks/engine_speed.py --paths static-compile:bf16,compile:bf16   # the package vs whole-graph compile
+    python benchmarks/engine_speed.py --paths static-compile:bf16,static-aot:bf16 --sizes 256x256 --batches 1
+    python benchmarks/engine_speed.py --paths static-compile:bf16,compile:bf16 --rounds 6   # interleaved, medians
     python benchmarks/engine_speed.py --device cuda --batches 1,8,32 --sizes 640x512 \
         --paths torch:fp32,torch:fp16,torch:bf16,compile:fp16,onnxruntime:fp32
 
@@ -10,7 +12,8 @@ device (one warm-up call, whose time is reported as ``startup_s``; then calls un
 passed), and the ratio to eager fp32 at the same size and batch, measured in the same process. The
 compiled engine on the CPU is measured once its package is built (``ready_s``: the build, or the cache load).
 ``static-compile`` is the CPU compile that the package replaced, kept here as the baseline: whole-graph
-``torch.compile`` with static shapes, one compilation per (batch, H, W).
+``torch.compile`` with static shapes, one compilation per (batch, H, W); ``static-aot`` is the package
+exported at one static shape, to tell what the package's dynamic shapes cost.
 
 The floor: the default generator is 64-channel 3x3 convolutions plus element-wise work (instance norm,
 sine), so its fastest possible time is its FLOPs divided by the rate this device reaches on such a
@@ -18,7 +21,11 @@ convolution (measured here, at the fast precision: bf16 on CPU, fp16 on CUDA), a
 a GPU, its activation traffic divided by the memory bandwidth (every layer reads its input and writes its
 output; measured with a device copy). ``floor_x`` is a path's time per frame over the compute floor.
 
-Figures need an otherwise idle machine; the report records the load average. Nothing here is a test.
+Figures need an otherwise idle machine; the report records the load average and, on Linux, the share of
+CPU time stolen by the hypervisor while it ran (``cpu_steal_share``: on the shared 2-core development VM it
+reached 50 %, and one path's speed moved 2-3x from one minute to the next). ``--rounds N`` builds every path
+first and then times one call of each in turn, N rounds, reporting medians: drift falls on every path alike,
+so their ratios hold where the one-after-another default's do not. Nothing here is a test.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -62,13 +70,58 @@ class StaticCompile:
         return f"static-compile {self.eager.device} {self.eager.precision}"
 
 
+class StaticAot:
+    """An AOTInductor package like the ``compile`` engine's, but exported at one static (batch, H, W): built
+    in this process on the first call at each shape (its time is that call's ``startup_s``). It tells whether
+    the package's dynamic shapes, rather than AOTInductor itself, cost its speed against ``static-compile``."""
+
+    name = "static-aot"
+
+    def __init__(self, model: nn.Module, device: torch.device, precision: str):
+        if device.type != "cpu":
+            raise EngineUnavailable("static-aot is measured on the CPU only")
+        self.model, self.precision, self.runners = model.float().eval(), precision, {}
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        shape = tuple(x.shape)
+        if shape not in self.runners:
+            import tempfile
+
+            from torch._inductor import aoti_compile_and_package, aoti_load_package
+
+            from ir2vis_stream.engines.aot import _Autocast
+
+            with torch.no_grad():
+                program = torch.export.export(_Autocast(self.model, self.precision), (torch.zeros(shape),))
+            folder = tempfile.mkdtemp(prefix="static-aot-")
+            self.runners[shape] = aoti_load_package(
+                aoti_compile_and_package(program, package_path=f"{folder}/model.pt2"))
+        return self.runners[shape](x.contiguous())
+
+    def describe(self) -> str:
+        return f"static-aot cpu {self.precision}"
+
+
 def build_path(name: str, model: nn.Module, device: torch.device, precision: str):
     """(engine, seconds until it runs at full speed, not counting its first call)."""
     t = time.perf_counter()
     if name == "static-compile":
         return StaticCompile(model, device, precision), time.perf_counter() - t
+    if name == "static-aot":
+        return StaticAot(model, device, precision), time.perf_counter() - t
     engine = create_engine(name, model, device, precision, **({"wait": True} if name == "compile" else {}))
     return engine, time.perf_counter() - t
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """(steal, all) clock ticks of this machine's CPUs so far, from /proc/stat (Linux); None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (values[7] if len(values) > 7 else 0), sum(values[:8])
 
 
 def sync(device: torch.device) -> None:
@@ -145,6 +198,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement")
     ap.add_argument("--checkpoint", default=None, help="default: the bundled model, else random weights")
     ap.add_argument("--json", default=None, help="write the report here")
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="interleave: every path once per round, this many rounds, medians reported (for a "
+                         "machine whose speed drifts from minute to minute; 0: one path after another)")
     args = ap.parse_args(argv)
 
     device = torch.device(args.device)
@@ -158,19 +214,101 @@ def main(argv=None) -> int:
     print(f"device {device}: 64->64 3x3 conv at {str(fast).split('.')[-1]} {peak / 1e12:.2f} TFLOP/s, "
           f"copy {bandwidth / 1e9:.0f} GB/s; model: {model_desc}", flush=True)
 
-    rows = []
+    ticks = cpu_ticks()
+    rows = (interleaved(paths, model, device, sizes, batches, args.rounds, peak, bandwidth) if args.rounds
+            else one_after_another(paths, model, device, sizes, batches, args.seconds, peak, bandwidth))
+    report = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+              else f"cpu, {torch.get_num_threads()} threads", "torch": torch.__version__,
+              "load_average": os.getloadavg()[0], "model": model_desc, "conv_peak_flops": peak,
+              "copy_bandwidth_bytes": bandwidth, "rounds": args.rounds, "rows": rows,
+              # the share of CPU time the hypervisor gave to other machines while this ran: on a shared VM
+              # absolute figures move with it; ratios measured with --rounds much less
+              "cpu_steal_share": steal_share(ticks, cpu_ticks()),
+              "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    return 0
+
+
+def steal_share(before, after) -> float | None:
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def _row(name_prec, engine, model, w, h, b, ms_per_frame, ready, startup, peak, bandwidth, rows) -> dict:
+    floor_s = count_flops(model, h, w) / peak
+    row = {"path": name_prec, "available": True, "size": f"{w}x{h}", "batch": b, "fps": 1000 / ms_per_frame,
+           "ms_per_frame": ms_per_frame, "ready_s": ready, "startup_s": startup,
+           "gflop_per_frame": floor_s * peak / 1e9, "compute_floor_ms": floor_s * 1000,
+           "traffic_floor_ms": activation_bytes(model, (w, h), 2) / bandwidth * 1000,
+           "floor_x": ms_per_frame / 1000 / floor_s}
+    base = next((r for r in rows if r.get("path") == "torch:fp32" and r.get("size") == row["size"]
+                 and r.get("batch") == b), None)
+    row["vs_eager_fp32"] = row["fps"] / base["fps"] if base else None
+    row["engine"] = engine.describe()  # what ran (a failed compile runs eager)
+    print(f"{name_prec:18s} {w}x{h} b{b:<3d} {row['fps']:8.2f} frames/s  {ms_per_frame:8.2f} ms/frame  "
+          f"{'x%.2f' % row['vs_eager_fp32'] if row['vs_eager_fp32'] else 'x?'} vs eager fp32  "
+          f"{row['floor_x']:.1f}x the compute floor ({floor_s * 1000:.2f} ms; traffic {row['traffic_floor_ms']:.2f} ms)"
+          f"  ready {ready:.1f} s, first call {startup:.1f} s", flush=True)
+    return row
+
+
+def _built(paths, model, device):
+    """(path, engine, ready seconds) for every path that can run here; a row saying why for the others."""
     for name_prec in paths:
         name, precision = name_prec.split(":")
         try:
             engine, ready = build_path(name, model, device, precision)
         except (EngineUnavailable, ImportError, RuntimeError, ValueError) as exc:
             print(f"{name_prec}: not available here ({str(exc).splitlines()[0][:160]})", flush=True)
-            rows.append({"path": name_prec, "available": False, "why": str(exc).splitlines()[0][:300]})
+            yield name_prec, None, {"path": name_prec, "available": False, "why": str(exc).splitlines()[0][:300]}
+            continue
+        yield name_prec, engine, ready
+
+
+def interleaved(paths, model, device, sizes, batches, rounds, peak, bandwidth) -> list[dict]:
+    """Every path built first; then per size and batch one warm-up call each, and ``rounds`` rounds of one
+    timed call per path in turn: drift in the machine's speed falls on every path alike. The row's
+    ``ms_per_frame`` is the median of its rounds, ``ms_rounds`` all of them."""
+    rows, engines = [], []
+    for name_prec, engine, ready in _built(paths, model, device):
+        if engine is None:
+            rows.append(ready)
+        else:
+            engines.append((name_prec, engine, ready))
+    for w, h in sizes:
+        for b in batches:
+            x = torch.rand(b, 1, h, w, device=device) * 2 - 1
+            startup, times = {}, {name: [] for name, _, _ in engines}
+            for name, engine, _ in engines:
+                t0 = time.perf_counter()
+                engine(x)
+                sync(device)
+                startup[name] = time.perf_counter() - t0
+            for _ in range(rounds):
+                for name, engine, _ in engines:
+                    sync(device)
+                    t0 = time.perf_counter()
+                    engine(x)
+                    sync(device)
+                    times[name].append((time.perf_counter() - t0) * 1000 / b)
+            for name, engine, ready in engines:
+                row = _row(name, engine, model, w, h, b, statistics.median(times[name]), ready, startup[name],
+                           peak, bandwidth, rows)
+                row["ms_rounds"] = [round(t, 1) for t in times[name]]
+                rows.append(row)
+    return rows
+
+
+def one_after_another(paths, model, device, sizes, batches, seconds, peak, bandwidth) -> list[dict]:
+    rows = []
+    for name_prec, engine, ready in _built(paths, model, device):  # each built when the one before is done
+        if engine is None:
+            rows.append(ready)
             continue
         for w, h in sizes:
-            flops = count_flops(model, h, w)
-            floor_s = flops / peak
-            traffic_s = activation_bytes(model, (w, h), 2) / bandwidth
             for b in batches:
                 x = torch.rand(b, 1, h, w, device=device) * 2 - 1
                 try:
@@ -178,33 +316,13 @@ def main(argv=None) -> int:
                     engine(x)
                     sync(device)
                     startup = time.perf_counter() - t0
-                    fps = b * timed_rate(lambda: engine(x), device, args.seconds)
+                    fps = b * timed_rate(lambda: engine(x), device, seconds)
                 except (RuntimeError, MemoryError) as exc:  # e.g. out of memory at a large batch
                     print(f"{name_prec} {w}x{h} b{b}: failed ({str(exc).splitlines()[0][:160]})", flush=True)
                     continue
-                row = {"path": name_prec, "available": True, "size": f"{w}x{h}", "batch": b, "fps": fps,
-                       "ms_per_frame": 1000 / fps, "ready_s": ready, "startup_s": startup, "gflop_per_frame": flops / 1e9,
-                       "compute_floor_ms": floor_s * 1000, "traffic_floor_ms": traffic_s * 1000,
-                       "floor_x": (1 / fps) / floor_s}
-                base = next((r for r in rows if r.get("path") == "torch:fp32" and r.get("size") == row["size"]
-                             and r.get("batch") == b), None)
-                row["vs_eager_fp32"] = fps / base["fps"] if base else None
-                row["engine"] = engine.describe()  # what ran (a failed compile runs eager)
-                rows.append(row)
-                print(f"{name_prec:18s} {w}x{h} b{b:<3d} {fps:8.2f} frames/s  {1000 / fps:8.2f} ms/frame  "
-                      f"{'x%.2f' % row['vs_eager_fp32'] if row['vs_eager_fp32'] else 'x?'} vs eager fp32  "
-                      f"{row['floor_x']:.1f}x the compute floor "
-                      f"({floor_s * 1000:.2f} ms; traffic {traffic_s * 1000:.2f} ms)  ready {ready:.1f} s, first call {startup:.1f} s",
-                      flush=True)
+                rows.append(_row(name_prec, engine, model, w, h, b, 1000 / fps, ready, startup, peak, bandwidth, rows))
         engine = None  # free it before the next path builds
-    report = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
-              else f"cpu, {torch.get_num_threads()} threads", "torch": torch.__version__,
-              "load_average": os.getloadavg()[0], "model": model_desc, "conv_peak_flops": peak,
-              "copy_bandwidth_bytes": bandwidth, "rows": rows, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

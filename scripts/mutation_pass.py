@@ -114,6 +114,8 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the scratch copy and print where it is")
+    ap.add_argument("--lines", default=None, help="FILE:LINE,... only the mutants on these lines (e.g. the "
+                    "survivors of an earlier pass, after new tests)")
     args = ap.parse_args(argv)
     scratch = scratch_copy(Path(tempfile.mkdtemp(prefix="mutation-")))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(scratch), os.environ.get("PYTHONPATH")]))}
@@ -140,6 +142,9 @@ def run_mutants(args, scratch: Path, pytest: list[str], env: dict) -> int:
     if not Path(probe).resolve().is_relative_to(scratch.resolve()):
         print(f"the tests would import the package from {probe}, not from the scratch copy")
         return 1
+    wanted = None
+    if args.lines:
+        wanted = {(name, int(line)) for name, line in (item.rsplit(":", 1) for item in args.lines.split(","))}
     results = []
     for path in args.files:
         target = scratch / path
@@ -147,6 +152,8 @@ def run_mutants(args, scratch: Path, pytest: list[str], env: dict) -> int:
         count = len(mutations(ast.parse(original)))
         for index in range(count):
             source, line, what = mutant_source(original, index)
+            if wanted is not None and (str(path), line) not in wanted:
+                continue
             t = time.perf_counter()
             target.write_text(source)
             try:

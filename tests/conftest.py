@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from fractions import Fraction
 from pathlib import Path
 
@@ -138,11 +141,32 @@ def identity():
 def private_cache_and_no_stray_builds(tmp_path_factory, monkeypatch):
     """Tests never touch the user's cache, and a compiled engine's background package build (a process that
     would outlive its run to cache the package) is stopped when its test ends."""
-    monkeypatch.setenv("IR2VIS_STREAM_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    monkeypatch.setenv("IR2VIS_STREAM_CACHE", str(cache))
     yield
     from ir2vis_stream.engines import aot
 
     aot.cancel_builds()
+    # A build another process started (a command run as a subprocess) is not ours to cancel: it would go on
+    # for minutes at the lowest priority and slow every test after it. Such a test should pick its engine.
+    stray = stray_builds(cache)
+    for pid in stray:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    assert not stray, "this test left a package build running (a subprocess on --engine auto?); give it --engine torch"
+
+
+def stray_builds(cache: Path) -> list[int]:
+    """Process ids of package builds (``python -m ir2vis_stream.engines.aot``) writing under ``cache``."""
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"ir2vis_stream.engines.aot" in args and any(str(cache).encode() in a for a in args):
+            found.append(int(entry.name))
+    return found
 
 
 def tiny_generator(seed: int = 0) -> MultiScaleGenerator:

@@ -19,7 +19,7 @@ import torch
 from click.testing import CliRunner
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-from conftest import GreyIdentity, make_pairs, make_video, shared, tiny_generator
+from conftest import GreyIdentity, make_pairs, make_video, read_video, shared, tiny_generator
 from ir2vis_stream import metrics
 from ir2vis_stream.bench import BenchError, quality_on_pairs, quality_on_video, speed_benchmark
 from ir2vis_stream.bench.quality import BASELINE, is_frame_sequence
@@ -389,7 +389,12 @@ def test_bench_quality_on_a_registered_video_pair(tmp_path, tiny_checkpoint, no_
     assert [r["image"] for r in report.per_image[::2]] == [f"ir.mp4#{i}" for i in range(4)]
     base = report.models[0]
     assert base.name == BASELINE and base.flicker_ratio == pytest.approx(1.0)
-    assert report.models[1].flicker_ratio > 0 and report.reference_flicker_ratio > 0
+    assert report.models[1].flicker_ratio > 0
+    # the reference is (f, 255 - f, f // 2) of the IR frame f: it changes (1 + 1 + 1/2) / 3 as much as the IR
+    change = lambda fs: np.mean([np.abs(b.astype(float) - a.astype(float)).mean() for a, b in zip(fs, fs[1:])])  # noqa: E731
+    by_hand = change(read_video(vis)[0]) / change(read_video(ir)[0])
+    assert by_hand == pytest.approx(2.5 / 3, abs=0.03)
+    assert report.reference_flicker_ratio == pytest.approx(by_hand, rel=0.01)
     assert len(list(csv.DictReader((tmp_path / "v.csv").open()))) == 8
     assert quality_on_video(ir, vis, [tiny_checkpoint], max_frames=2).source["frames"] == 2
 
@@ -436,7 +441,40 @@ def test_real_video_pair_first_frames(tiny_checkpoint, no_imagenet):
     clips = shared("clips")
     report = quality_on_video(clips / "m3svd_0111_1716_infrared.mp4", clips / "m3svd_0111_1716_visible.mp4",
                               [tiny_checkpoint], max_frames=3)
-    assert report.source["frames"] == 3 and 0 < report.models[0].ssim < 1
+    assert report.source["frames"] == 3
+    # the IR-as-grey baseline, by hand: the first 3 frames decoded here, SSIM by scikit-image
+    with av.open(str(clips / "m3svd_0111_1716_infrared.mp4")) as a, av.open(str(clips / "m3svd_0111_1716_visible.mp4")) as b:
+        pairs = list(zip((f.to_ndarray(format="gray") for f in a.decode(video=0)),
+                         (f.to_ndarray(format="rgb24") for f in b.decode(video=0))))[:3]
+    by_hand = np.mean([structural_similarity(np.repeat(ir[:, :, None], 3, 2).astype(np.float64), vis.astype(np.float64),
+                                             data_range=255, gaussian_weights=True, sigma=1.5,
+                                             use_sample_covariance=False, channel_axis=2) for ir, vis in pairs])
+    assert report.models[0].ssim == pytest.approx(by_hand, abs=0.005)
+
+
+def test_engine_speed_interleaved_rounds_report_each_paths_median(tmp_path, tiny_checkpoint):
+    """benchmarks/engine_speed.py --rounds: every path timed once per round, the row's figure the median."""
+    import importlib.util
+    import statistics
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "engine_speed", Path(__file__).resolve().parents[1] / "benchmarks" / "engine_speed.py")
+    engine_speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(engine_speed)
+    out = tmp_path / "speed.json"
+    assert engine_speed.main(["--paths", "torch:bf16,nope:fp32", "--sizes", "16x16", "--batches", "1,2", "--rounds",
+                              "3", "--seconds", "0.02", "--checkpoint", str(tiny_checkpoint), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = [r for r in report["rows"] if r["available"]]
+    assert [(r["path"], r["batch"]) for r in rows] == [("torch:fp32", 1), ("torch:bf16", 1), ("torch:fp32", 2),
+                                                      ("torch:bf16", 2)]
+    assert [r["path"] for r in report["rows"] if not r["available"]] == ["nope:fp32"]
+    for r in rows:
+        assert len(r["ms_rounds"]) == 3 and r["ms_per_frame"] == pytest.approx(statistics.median(r["ms_rounds"]), abs=0.06)
+    fp32 = rows[2]
+    assert rows[3]["vs_eager_fp32"] == pytest.approx(fp32["ms_per_frame"] / rows[3]["ms_per_frame"])
+    assert report["rounds"] == 3 and (report["cpu_steal_share"] is None or 0 <= report["cpu_steal_share"] <= 1)
 
 
 def test_gpu_check_runs_the_identity_run_and_skips_cuda_cleanly_without_a_gpu(tmp_path):

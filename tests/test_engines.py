@@ -40,12 +40,11 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
 
-@pytest.fixture(scope="module")
-def trained_model():
-    """A small generator trained for a few hundred steps on image-like data, so its outputs are pictures,
-    not noise: reduced precision is judged on what a user would see."""
+def train_small(blocks: tuple[int, ...]) -> MultiScaleGenerator:
+    """A small generator trained for 80 steps on image-like data, so its outputs are pictures, not noise:
+    reduced precision is judged on what a user would see."""
     torch.manual_seed(0)
-    g = MultiScaleGenerator(GeneratorConfig(width=16, blocks=(1, 1, 2, 4)))
+    g = MultiScaleGenerator(GeneratorConfig(width=16, blocks=blocks))
     opt = torch.optim.Adam(g.parameters(), 2e-3)
     for _ in range(80):
         x = image_like(2, 48, 64, seed=int(torch.randint(0, 10**6, ())))
@@ -55,6 +54,18 @@ def trained_model():
         loss.backward()
         opt.step()
     return g.eval()
+
+
+@pytest.fixture(scope="module")
+def trained_model():
+    return train_small((1, 1, 2, 4))
+
+
+@pytest.fixture(scope="module")
+def two_level_model():
+    """For the real package build, whose time grows with the graph: two levels (padding to multiples of 2)
+    have every kind of layer the default model has, in half the graph of ``trained_model``'s four."""
+    return train_small((1, 2))
 
 
 def image_like(n: int, h: int, w: int, seed: int = 1) -> torch.Tensor:
@@ -86,17 +97,17 @@ def test_onnxruntime_fp32_parity(trained_model):
         assert rel_err(y, trained_model(x).detach()) <= 1e-4
 
 
-def test_compile_builds_one_package_for_every_size_and_the_next_engine_loads_it(trained_model):
+def test_compile_builds_one_package_for_every_size_and_the_next_engine_loads_it(two_level_model):
     """The real AOTInductor build, once, at the precision auto uses here: every size and batch runs the one
     package (bf16: within a grey level and 40 dB of fp32; fp32: parity), and a second engine of the same model
     loads it from the cache instead of building again."""
     precision = "bf16" if cpu_has_fast_bf16() else "fp32"
     messages = []
-    eng = create_engine("compile", trained_model, CPU, precision, log=messages.append, wait=True)
+    eng = create_engine("compile", two_level_model, CPU, precision, log=messages.append, wait=True)
     assert eng.ready and eng.build is None and "building" in messages[0] and "ready after" in messages[-1]
     for n, h, w in ((3, 40, 56), (1, 37, 51), (2, 8, 8), (5, 64, 96)):  # 37x51 is padded inside
         x = image_like(n, h, w, seed=h)
-        y, ref = eng(x), trained_model(x).detach()
+        y, ref = eng(x), two_level_model(x).detach()
         assert y.shape == (n, 3, h, w), (n, h, w)
         if precision == "fp32":
             assert rel_err(y, ref) <= 1e-4, (n, h, w)
@@ -105,7 +116,7 @@ def test_compile_builds_one_package_for_every_size_and_the_next_engine_loads_it(
             assert mad <= 1.0 and db >= 40, (n, h, w, mad, db)
     assert len(list((cache.cache_root() / "aot").glob("*.pt2"))) == 1
     again = []
-    second = create_engine("compile", trained_model, CPU, precision, log=again.append)
+    second = create_engine("compile", two_level_model, CPU, precision, log=again.append)
     assert second.ready and second.build is None and again == []
     assert eng.describe() == second.describe() == f"compile cpu {precision}"
 

@@ -23,6 +23,7 @@ from ir2vis_stream.cli import main
 from ir2vis_stream.train import DataError, TrainConfig, Trainer, find_pairs, lr_factor
 from ir2vis_stream.train import losses as L
 from ir2vis_stream.train.discriminator import MultiScaleDiscriminator
+from ir2vis_stream.train.objective import generator_objective
 from ir2vis_stream.train.vgg import VGG19Features, VGGWeightsMissing, find_vgg19_weights
 
 TINY_G = {"width": 4, "blocks": [1, 1, 1, 1]}
@@ -70,33 +71,74 @@ def test_centred_cosine_is_one_minus_the_correlation():
 
 
 def test_tvd():
-    d = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
-    # x differences: 1, 1 -> mean square 1; y differences: 2, 2 -> mean square 4
-    assert L.tvd_loss(d, torch.zeros_like(d)).item() == pytest.approx(5.0)
+    # 3x3, so that a difference against the wrong neighbour (or the first column / row) changes the sum
+    d = torch.tensor([[[[0.0, 1.0, 3.0], [2.0, 5.0, 9.0], [3.0, 3.0, 3.0]]]])
+    # x differences 1 2 / 3 4 / 0 0: mean square 30/6; y differences 2 4 6 / 1 -2 -6: mean square 97/6
+    assert L.tvd_loss(d, torch.zeros_like(d)).item() == pytest.approx((30 + 97) / 6)
     assert L.tvd_loss(d + 7, d).item() == 0.0  # a constant offset has no gradient
 
 
 def test_lsgan_sums_scales_and_targets_1_for_real_0_for_fake():
     # asymmetric predictions, so swapped targets cannot pass: 0.8 is near "real" (1) and far from "fake" (0)
+    # two feature maps before the prediction, so only the last entry of each scale can be the one scored
     pred = torch.full((1, 1, 2, 2), 0.8)
-    outs = [[torch.zeros(1), pred], [torch.zeros(1), pred]]
+    outs = [[torch.zeros(1), torch.zeros(1), pred], [torch.zeros(1), torch.zeros(1), pred]]
     assert L.lsgan_loss(outs, True).item() == pytest.approx(2 * 0.2**2)
     assert L.lsgan_loss(outs, False).item() == pytest.approx(2 * 0.8**2)
 
 
 def test_feature_matching_weights():
-    # one scale, two feature maps (n_layers + 1 = 2): weight (1/1) * (4/2) = 2
-    fake = [[torch.ones(1, 1, 2, 2), torch.full((1, 1, 2, 2), 2.0), torch.zeros(1)]]
-    real = [[torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), torch.zeros(1)]]
-    assert L.feature_matching_loss(fake, real).item() == pytest.approx(2 * 1 + 2 * 2)
+    # one scale, two feature maps (n_layers + 1 = 2): weight (1/1) * (4/2) = 2; |3 - 1| = 2, |2 - 0.5| = 1.5
+    fake = [[torch.full((1, 1, 2, 2), 3.0), torch.full((1, 1, 2, 2), 2.0), torch.zeros(1)]]
+    real = [[torch.full((1, 1, 2, 2), 1.0), torch.full((1, 1, 2, 2), 0.5), torch.zeros(1)]]
+    assert L.feature_matching_loss(fake, real).item() == pytest.approx(2 * 2 + 2 * 1.5)
     # two scales: weight halves per scale
-    assert L.feature_matching_loss(fake * 2, real * 2).item() == pytest.approx(6.0)
+    assert L.feature_matching_loss(fake * 2, real * 2).item() == pytest.approx(7.0)
+
+
+def test_feature_matching_and_perceptual_train_the_fake_side_only():
+    """The real image's features are targets: the gradient reaches the generator's side and never the other."""
+    for loss, wrap in ((L.feature_matching_loss, lambda f: [[f, torch.zeros(1)]]), (L.perceptual_loss, lambda f: [f])):
+        fake = torch.full((1, 1, 2, 2), 3.0, requires_grad=True)
+        real = torch.zeros(1, 1, 2, 2, requires_grad=True)
+        loss(wrap(fake), wrap(real)).backward()
+        assert fake.grad is not None and fake.grad.abs().sum() > 0 and real.grad is None, loss.__name__
 
 
 def test_perceptual_weights():
-    fake = [torch.ones(1, 1, 2, 2) for _ in range(5)]
-    real = [torch.zeros(1, 1, 2, 2) for _ in range(5)]
-    assert L.perceptual_loss(fake, real).item() == pytest.approx(1 / 32 + 1 / 16 + 1 / 8 + 1 / 4 + 1)
+    # |3 - 1| = 2: not 1 (a weight times 1 equals the weight over 1), and real features that are not zero
+    fake = [torch.full((1, 1, 2, 2), 3.0) for _ in range(5)]
+    real = [torch.full((1, 1, 2, 2), 1.0) for _ in range(5)]
+    assert L.perceptual_loss(fake, real).item() == pytest.approx(2 * (1 / 32 + 1 / 16 + 1 / 8 + 1 / 4 + 1))
+
+
+def test_loss_switches_default_to_the_papers_full_objective():
+    assert L.LossSwitches().names() == ["l1", "cos", "tvd", "gan", "cgan", "fm", "perceptual"]
+
+
+def test_train_step_objective_weights_every_term_and_each_reaches_the_generator():
+    """The pure objective with a perceptual network (the step's tests run without VGG weights): the total is
+    100 (L1 + COS + TVD) + 1 (GAN + CGAN) + 10 (FM + PL), and every term's gradient reaches the generated
+    image (a term computed against a detached fake, or with real and fake swapped, would not)."""
+    torch.manual_seed(0)
+    d, c = MultiScaleDiscriminator(3, 2, width=8), MultiScaleDiscriminator(4, 2, width=8)
+    ir, vis = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    fake = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_()
+    vgg = lambda x: [x, torch.nn.functional.avg_pool2d(x, 2) * 3]  # noqa: E731 - two "layers" of features
+    loss, terms = generator_objective(ir, vis, fake, d, c, vgg)
+    assert set(terms) == {"l1", "cos", "tvd", "gan", "cgan", "fm", "perceptual"}
+    want = (100 * (terms["l1"] + terms["cos"] + terms["tvd"]) + 1 * (terms["gan"] + terms["cgan"])
+            + 10 * (terms["fm"] + terms["perceptual"]))
+    assert loss.item() == pytest.approx(want.item(), rel=1e-6)
+    for name, term in terms.items():
+        (grad,) = torch.autograd.grad(term, fake, retain_graph=True)
+        assert grad.abs().sum() > 0, name
+    # FM through each discriminator alone (the other one blind: the same features whatever it sees)
+    blind = lambda x: [[torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 1, 1)]]  # noqa: E731
+    for d_, c_, which in ((d, blind, "D"), (blind, c, "C")):
+        _, terms = generator_objective(ir, vis, fake, d_, c_)
+        (grad,) = torch.autograd.grad(terms["fm"], fake)
+        assert grad.abs().sum() > 0, f"feature matching through {which}"
 
 
 def _step_fixture(tmp_path, **kw):
@@ -123,8 +165,12 @@ def test_train_step_combines_the_terms_with_the_papers_weights(tmp_path):
         want_d = 0.5 * (L.lsgan_loss(d(vis), True) + L.lsgan_loss(d(fake), False))
         want_c = 0.5 * (L.lsgan_loss(c(torch.cat([ir, vis], 1)), True) + L.lsgan_loss(c(torch.cat([ir, fake], 1)), False))
         # and the G terms as the paper defines them, from the same networks
-        assert terms["l1"] == pytest.approx(L.l1_loss(fake, vis).item(), rel=1e-5)
-        assert terms["gan"] == pytest.approx(L.lsgan_loss(d(fake), True).item(), rel=1e-5)
+        fake_c, real_c = c(torch.cat([ir, fake], 1)), c(torch.cat([ir, vis], 1))
+        want_g = {"l1": L.l1_loss(fake, vis), "cos": L.cosine_loss(fake, vis), "tvd": L.tvd_loss(fake, vis),
+                  "gan": L.lsgan_loss(d(fake), True), "cgan": L.lsgan_loss(fake_c, True),
+                  "fm": L.feature_matching_loss(d(fake), d(vis)) + L.feature_matching_loss(fake_c, real_c)}
+        for name, value in want_g.items():
+            assert terms[name] == pytest.approx(value.item(), rel=1e-5), name
     assert terms["loss_d"] == pytest.approx(want_d.item(), rel=1e-5)
     assert terms["loss_c"] == pytest.approx(want_c.item(), rel=1e-5)
 

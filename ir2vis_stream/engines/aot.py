@@ -2,9 +2,10 @@
 
 ``torch.export`` traces the generator's aligned forward under the engine's autocast with a dynamic batch and
 dynamic H and W (multiples of the model's ``size_multiple``); AOTInductor compiles that graph into a ``.pt2``
-package (a shared library and the weights), which loads in milliseconds and runs any size. Whole-graph
-``torch.compile`` with static shapes instead compiled for 90-125 s on this machine for every new
-(batch, H, W).
+package (a shared library and the weights), which loads in about 0.3 s and runs any size. Whole-graph
+``torch.compile`` with static shapes instead compiled for 150-170 s on the 2-core development machine for
+every new (batch, H, W) (``ready_s`` and ``startup_s`` of ``compile`` and ``static-compile`` in
+``benchmarks/results/engine-speed-2026-12-02.json``, from ``benchmarks/engine_speed.py``).
 
 A package is cached under ``cache_root()/aot/KEY.pt2``; the key covers the weights and architecture
 (``model_fingerprint``), the precision, the torch version and the CPU's instruction set, so a package from
@@ -23,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -144,7 +146,10 @@ def cancel_builds() -> int:
     while _STARTED:
         build = _STARTED.pop()
         if build.poll() is None:
-            build.process.kill()
+            try:  # the build's own session: its compilers and compile workers go with it
+                os.killpg(build.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             build.process.wait()
             stopped += 1
     return stopped

@@ -78,8 +78,8 @@ class CompiledEngine(TorchEngine):
     """The model compiled by inductor, under the same precision rules; on the CPU one package for every size.
 
     - CPU: an AOTInductor package (``engines/aot.py``) with a dynamic batch, height and width, built once per
-      model, precision, torch version and CPU instruction set and cached; a cached package loads in
-      milliseconds. Without one, the engine runs eager at once and builds the package in a background
+      model, precision, torch version and CPU instruction set and cached; a cached package loads in about
+      0.3 s. Without one, the engine runs eager at once and builds the package in a background
       process, then switches to it between two calls (``log`` says so); ``wait=True`` blocks until it is in.
       A failed build leaves the engine eager, with one warning.
     - CUDA: ``torch.compile`` of the aligned forward, with static shapes captured as CUDA graphs
