@@ -3,6 +3,7 @@ and every fault ends cleanly. A video file played at its own rate (``realtime=Tr
 
 import _thread
 import http.client
+import signal
 import subprocess
 import sys
 import threading
@@ -236,9 +237,13 @@ def test_stream_url_source_through_opencv_and_its_loss(tmp_path):
     assert stats.end == "source lost" and "lost" in messages[-1]
 
 
-def test_ctrl_c_ends_the_session_and_keeps_the_recording(tmp_path):
+def test_ctrl_c_ends_the_session_and_keeps_the_recording(tmp_path, request):
     # Ctrl-C is pressed once frames have been shown (at the first once-a-second tick), never on a timer that a
-    # loaded machine could outlast: the clip runs 5 s in real time.
+    # loaded machine could outlast: the clip runs 5 s in real time. Python's own Ctrl-C handler is put in place
+    # for the test: a suite started in the background by a shell (`pytest &`) inherits SIGINT ignored, and then
+    # a simulated Ctrl-C does nothing.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     out = tmp_path / "rec.mp4"
 
     def press_ctrl_c(stats):
