@@ -9,11 +9,11 @@ Backends: ``torch`` (eager), ``compile`` (torch.compile / inductor), ``onnxrunti
   (its fp32 instance norms cost casts), fp32 92 (TF32 convolutions); ``compile`` (CUDA graphs) did not
   finish building the 122-block graph within 60 s, so it is used only when asked for by name.
 - CPU with native bf16 (AMX or AVX512-BF16) and a C++ compiler: ``compile`` bf16, one AOTInductor package
-  for every size (``aot.py``) — measured here 3.0-3.7x eager fp32 on this model's conv + instance norm + sine
+  for every size (``aot.py``) — measured here 3.0-4.4x eager fp32 on this model's conv + instance norm + sine
   stacks (compilation fuses the element-wise work), 0.96-1.18x the time of whole-graph static compile at
-  256x256 and 640x512, batch 1 and 4 (README "Performance", ``benchmarks/engine_speed.py --rounds``). It is built once in a low-priority
-  background process while the run goes eager (first frame 5.6 s cold, package ready after about 330 s;
-  ``benchmarks/startup.py``).
+  256x256 and 640x512, batch 1 and 4 (README "Performance", ``benchmarks/engine_speed.py --rounds``). It is
+  built once in a low-priority background process while the run goes eager (first frame 5.6 s cold, package
+  ready after about 330 s; ``benchmarks/startup.py``).
 - Other CPUs: ``onnxruntime`` fp32 (1.7-1.9x eager fp32 here) when installed, else ``torch`` fp32.
 - A model that is not one of this package's generators (no ``forward_aligned``, e.g. a test's identity
   model): ``torch``.
