@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 from fractions import Fraction
 from pathlib import Path
 
@@ -151,8 +148,7 @@ def private_cache_and_no_stray_builds(tmp_path_factory, monkeypatch):
     # for minutes at the lowest priority and slow every test after it. Such a test should pick its engine.
     stray = stray_builds(cache)
     for pid in stray:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+        aot.kill_build(pid)
     assert not stray, "this test left a package build running (a subprocess on --engine auto?); give it --engine torch"
 
 

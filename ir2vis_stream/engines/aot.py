@@ -21,6 +21,7 @@ the first and then finds its package.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import platform
@@ -146,13 +147,17 @@ def cancel_builds() -> int:
     while _STARTED:
         build = _STARTED.pop()
         if build.poll() is None:
-            try:  # the build's own session: its compilers and compile workers go with it
-                os.killpg(build.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_build(build.process.pid)
             build.process.wait()
             stopped += 1
     return stopped
+
+
+def kill_build(pid: int) -> None:
+    """Kill the build process ``pid`` with its compilers and compile workers: a build runs in its own
+    session (``Build`` starts it so), whose process group has the build's pid."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 LOWEST_PRIORITY = 19
