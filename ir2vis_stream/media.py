@@ -1,7 +1,7 @@
 """Video and frame-folder reading and writing, with timestamps kept on every frame.
 
 Sources yield ``SourceFrame``s (an (H, W) uint8/uint16 grey array plus ``pts`` in ``time_base`` units);
-sinks take RGB arrays with the same ``pts``. The pipeline never sees a codec: PyAV (FFmpeg) does video,
+sinks take RGB arrays (a video sink also frames already in its ``format``) with the same ``pts``. The pipeline never sees a codec: PyAV (FFmpeg) does video,
 OpenCV does image files. Every sink writes to a temporary name beside the target and renames it into place
 only in ``close()``, so a failed or aborted job never leaves a half-written output under the real name.
 """
@@ -19,6 +19,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from .colour import VideoFormat, colour_standard
 from .errors import UserError
 from .frames import IMAGE_EXTENSIONS, natural_key, read_image
 
@@ -195,23 +196,13 @@ def check_output(path: str | os.PathLike, overwrite: bool) -> tuple[Path, str]:
     return p, kind
 
 
-# The colour standard of an encoded video: the matrix its RGB is converted to YUV with, and the tags that tell a
-# player so (without tags players guess, and BT.601 vs 709 guessed wrong shifts every hue). Limited range, as
-# H.264 players expect. FFmpeg's numbers: 1 = BT.709; 6 = SMPTE 170M (BT.601, whose matrix ``ITU601`` is).
-HD_COLOUR = {"matrix": "ITU709", "tag": 1, "name": "BT.709"}
-SD_COLOUR = {"matrix": "ITU601", "tag": 6, "name": "BT.601 (SMPTE 170M)"}
-
-
-def colour_standard(width: int, height: int) -> dict:
-    """BT.709 for HD (720 lines or 1280 columns and up), BT.601 below, as broadcast and players assume."""
-    return HD_COLOUR if height >= 720 or width >= 1280 else SD_COLOUR
-
-
 class VideoSink:
     """H.264 (libx264) video with the input's timestamps; audio copied from ``audio_from`` if it has any.
 
-    RGB frames are converted to YUV with the matrix of ``colour_standard`` (limited range) and the stream is
-    tagged with that standard (matrix, primaries, transfer, range).
+    The stream is tagged with the colour standard of its size (``colour.colour_standard``: matrix, primaries,
+    transfer, limited range); ``format`` says what it encodes. ``write`` takes an RGB frame (converted to YUV
+    with that standard by swscale) or a PyAV frame already in ``format`` (the frame processor's GPU path
+    converts there and hands over YUV planes).
     """
 
     def __init__(self, path: Path, width: int, height: int, fps: Fraction, time_base: Fraction,
@@ -227,9 +218,9 @@ class VideoSink:
             self.stream.width, self.stream.height = width, height
             # 4:2:0 needs even sides; odd-sized frames are encoded 4:4:4 rather than cropped or padded.
             self.stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-            self.colour = colour_standard(width, height)
+            self.format = VideoFormat(self.stream.pix_fmt, colour_standard(width, height))
             cc = self.stream.codec_context
-            cc.colorspace = cc.color_primaries = cc.color_trc = self.colour["tag"]
+            cc.colorspace = cc.color_primaries = cc.color_trc = self.format.standard.tag
             cc.color_range = 1  # MPEG (limited)
             self.stream.time_base = time_base
             self.stream.codec_context.time_base = time_base
@@ -281,12 +272,14 @@ class VideoSink:
             pkt.stream = self.audio_out
             self.container.mux(pkt)
 
-    def write(self, rgb: np.ndarray, pts: int | None, time_base: Fraction) -> None:
-        import av
-
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-            format=self.stream.pix_fmt, dst_colorspace=self.colour["matrix"], src_color_range="JPEG",
-            dst_color_range="MPEG")
+    def write(self, image, pts: int | None, time_base: Fraction) -> None:
+        """One frame: (H, W, 3) uint8 RGB, or a PyAV frame in ``self.format``."""
+        if isinstance(image, np.ndarray):
+            frame = self.format.frame_from_rgb(image)
+        elif image.format.name == self.format.pix_fmt:
+            frame = image
+        else:
+            raise ValueError(f"a {image.format.name} frame given to a {self.format.pix_fmt} sink")
         if pts is None:  # an unstamped frame comes one frame period after the last, at the sink's rate
             pts = round(self.frames * self.frame_seconds / time_base)
         frame.pts = pts

@@ -1,8 +1,8 @@
 """The streaming job: decode -> batched inference -> encode, each stage in its own thread.
 
     source ──decode thread──▶ [bounded queue] ──inference thread──▶ [bounded queue] ──encode thread──▶ sink
-              grey, stretch,                     batch, to device,                    resize back,
-              prepare                            engine, to uint8: infer              side-by-side: finish; encode
+              grey, stretch,                     batch, submit (to device,            to the sink's frame:
+              prepare                            engine, to uint8), result            finish; encode
 
 The three steps in the middle are one ``FrameProcessor``'s (``processor.py``): the same path ``live`` and
 ``bench`` colourise with.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,7 +31,7 @@ from .engines.base import Engine
 from .errors import ConfigError
 from .frames import Percentile16To8, to_gray8
 from .media import SourceFrame
-from .processor import FrameProcessor, Prepared, resolve_infer_size
+from .processor import Batch, FrameProcessor, Prepared, resolve_infer_size
 
 __all__ = ["Pipeline", "PipelineAborted", "RunResult", "resolve_infer_size"]
 
@@ -97,7 +98,7 @@ class _Work:
     index: int
     pts: int | None
     time_base: Fraction
-    frame: Prepared  # at inference size (and the original where it is shown)
+    frame: Prepared  # what the processor takes (see ``Prepared``)
     decoded_at: float  # perf_counter() when the decoder handed the frame over, for per-frame latency
 
 
@@ -119,12 +120,13 @@ class Pipeline:
     ``batch_size``: frames per engine call; ``queue_frames``: capacity of each queue in frames;
     ``max_frames``: stop after this many frames (a preview of a long video); ``record_latency``: keep each
     frame's time from decoded to written in ``RunResult.latencies`` (off by default: a live stream runs for hours);
-    ``temporal``: the strength of the flow-guided temporal filter (``ir2vis_stream.temporal``), None for none.
+    ``temporal``: the strength of the flow-guided temporal filter (``ir2vis_stream.temporal``), None for none;
+    ``on_device``: pre- and post-processing on the engine's device (``FrameProcessor``; default: on CUDA).
     """
 
     def __init__(self, engine: Engine, *, infer_size=None, batch_size: int = 4, side_by_side: bool = False,
                  queue_frames: int | None = None, max_frames: int | None = None, record_latency: bool = False,
-                 temporal: float | None = None):
+                 temporal: float | None = None, on_device: bool | None = None):
         if batch_size < 1:
             raise ConfigError("batch size must be at least 1")
         self.engine = engine
@@ -135,7 +137,8 @@ class Pipeline:
         self.max_frames = max_frames
         self.record_latency = record_latency
         self.temporal = temporal  # strength of the flow-guided temporal filter (``temporal.py``); None: off
-        self.frames = FrameProcessor(engine, infer_size, side_by_side=side_by_side, temporal=temporal)
+        self.frames = FrameProcessor(engine, infer_size, side_by_side=side_by_side, temporal=temporal,
+                                     on_device=on_device)
         self._stop = threading.Event()  # graceful: stop reading input, finish what is in flight
         self._abort = threading.Event()  # hard: drop everything
         self._errors: list[BaseException] = []
@@ -195,22 +198,36 @@ class Pipeline:
         self._put(q_out, _END)
 
     def _infer(self, q_in: queue.Queue, q_out: queue.Queue, frames: FrameProcessor, clock: StageClock) -> None:
+        # Up to ``frames.in_flight`` engine calls at once: on a GPU batch k+1 is submitted (uploaded, queued)
+        # before batch k is waited for, so copies and compute overlap; on the host ``in_flight`` is 1.
+        pending: deque[tuple[list[_Work], Batch]] = deque()
+
+        def hand_on() -> None:
+            group, batch = pending.popleft()
+            with clock.timed():
+                results = batch.result()
+            for w, out in zip(group, results):
+                self._put(q_out, (w, out))
+
         ended = False
         while not ended:
             batch: list[_Work] = []
             while len(batch) < self.batch_size:
+                if pending and q_in.empty():  # no next batch yet (a live source): do not hold results back
+                    while pending:
+                        hand_on()
                 item = self._get(q_in)
                 if item is _END:
                     ended = True
                     break
                 batch.append(item)
-            if not batch:
-                break
             for group in _same_shape_runs(batch):  # one engine call per run of equally sized frames
                 with clock.timed():
-                    rgb = frames.infer([w.frame.small for w in group])
-                for w, out in zip(group, rgb):
-                    self._put(q_out, (w, out))
+                    pending.append((group, frames.submit([w.frame.small for w in group])))
+                while len(pending) >= frames.in_flight:
+                    hand_on()
+        while pending:
+            hand_on()
         self._put(q_out, _END)
 
     def _encode(self, q_in: queue.Queue, sink, frames: FrameProcessor, clock: StageClock,
@@ -237,6 +254,7 @@ class Pipeline:
         info = source.info
         frames = self.frames
         frames.reset()  # a new job is a new sequence for the temporal filter
+        frames.output = getattr(sink, "format", None)  # a video sink's YUV: the processor converts to it
         size = frames.size_for(info.width, info.height)
         clocks = {"decode": StageClock(), "infer": StageClock(), "encode": StageClock()}
         q_frames: queue.Queue = queue.Queue(maxsize=self.queue_frames)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..engines import create_engine
-from ..frames import Percentile16To8, resize, to_gray8
+from ..frames import Percentile16To8, to_gray8
 from ..media import MediaError, VideoSink, VideoSource
 from ..pipeline import Pipeline
 from ..processor import FrameProcessor
@@ -50,7 +50,7 @@ def start_engine(name: str, model: nn.Module, device: torch.device, precision: s
     t = time.perf_counter()
     engine = create_engine(name, model, device, precision, batch=batch_size, infer_hw=(size[1], size[0]), log=log)
     # first call: compilation, kernel selection, allocator growth, lazy initialisation
-    FrameProcessor(engine, size).infer([resize(to_gray8(r), *size) for r in raws[:batch_size]])
+    FrameProcessor(engine, size)([to_gray8(r) for r in raws[:batch_size]])
     _sync(device)
     return engine, time.perf_counter() - t
 
@@ -103,7 +103,8 @@ def process_stages(engine, raws: list[np.ndarray], size: tuple[int, int], batch_
                    on_batch: Callable[[int], None] | None = None) -> tuple[dict[str, float], list[np.ndarray]]:
     """The ``FrameProcessor``'s three steps timed apart, batch by batch, on a warm engine: (fps per stage,
     full-size RGB outputs). preprocess: grey + resize to the inference size; inference: upload, engine,
-    download; postprocess: resize back."""
+    download; postprocess: resize back. On a GPU (``FrameProcessor.on_device``) the resizes run there, inside
+    inference, and pre/postprocess are the host's share: grey, and handing the frame on."""
     frames = FrameProcessor(engine, size)
     stretch = Percentile16To8()  # temporal, as the pipeline's decode stage uses it
     spent = dict.fromkeys(("preprocess", "inference", "postprocess"), 0.0)
