@@ -19,7 +19,7 @@ from conftest import GreyIdentity, tiny_generator
 from ir2vis_stream import metrics
 from ir2vis_stream.checkpoint import save_checkpoint
 from ir2vis_stream.cli import main
-from ir2vis_stream.engines import EngineUnavailable, auto_candidates, cache, create_engine
+from ir2vis_stream.engines import EngineUnavailable, TorchEngine, auto_candidates, cache, create_engine
 from ir2vis_stream.engines import tensorrt_engine as trt_logic
 from ir2vis_stream.engines.onnx_export import check_onnx, export_onnx_bytes
 from ir2vis_stream.files import atomic_write
@@ -533,6 +533,80 @@ def test_tensorrt_missing_is_a_clear_error(trained_model):
         create_engine("tensorrt", trained_model, CPU)
 
 
+# ---- CUDA graphs: what needs no GPU (the capture itself is faked; benchmarks/gpu_check.py runs the real one) ----
+class FakeGraphs:
+    """``CudaGraphEngine`` with ``_capture`` replaced by an eager stand-in on the CPU: the keying, padding and
+    copying around the capture are the real code."""
+
+    @staticmethod
+    def make(model, replay_seconds: float = 0.0, eager_seconds: float = 0.0, **kw):
+        import time
+
+        from ir2vis_stream.engines.cuda_graphs import CudaGraphEngine, _Graph
+
+        class Engine(CudaGraphEngine):
+            captured: list = []
+
+            @staticmethod
+            def _check_device(device):
+                pass
+
+            def _sync(self):
+                pass
+
+            def _eager(self, x):
+                time.sleep(eager_seconds)
+                return super()._eager(x)
+
+            def _capture(self, n, h, w):
+                self.captured.append((n, h, w))
+                static_in, out = torch.zeros(n, 1, h, w), torch.zeros(n, 3, h, w)
+
+                def replay():
+                    time.sleep(replay_seconds)
+                    out.copy_(TorchEngine.__call__(self, static_in))
+                return _Graph(static_in, out, replay)
+
+        return Engine(model, CPU, "fp32", **kw)
+
+
+def test_cuda_graph_needs_a_gpu(trained_model):
+    with pytest.raises(EngineUnavailable, match="cuda-graph replays CUDA graphs and needs a CUDA GPU"):
+        create_engine("cuda-graph", trained_model, CPU)
+    assert "cuda-graph" not in [c[0] for c in auto_candidates(CPU, trained_model)]
+
+
+def test_cuda_graphs_are_captured_once_per_shape_and_reused_for_smaller_batches(trained_model):
+    engine = FakeGraphs.make(trained_model)
+    eager = TorchEngine(trained_model, CPU, "fp32")
+    x = torch.rand(4, 1, 32, 48) * 2 - 1
+    for batch in (x, x, x[:3], x[:1]):  # a video's last batch is smaller: replayed on the batch-4 graph
+        y = engine(batch)
+        assert y.shape == (len(batch), 3, 32, 48)
+        torch.testing.assert_close(y, eager(batch), rtol=0, atol=1e-5)
+    assert engine.captured == [(4, 32, 48)]
+    engine(x[:2, :, :16])  # a new size: a new graph
+    engine(torch.cat([x, x]))  # a larger batch: a new graph
+    assert engine.captured == [(4, 32, 48), (2, 16, 48), (8, 32, 48)]
+    held = engine(x[:1])
+    engine(x[1:2])
+    torch.testing.assert_close(held, eager(x[:1]), rtol=0, atol=1e-5)  # a clone, not the graph's static output
+
+
+@pytest.mark.parametrize("replay_seconds,eager_seconds,stays_graphs", [(0.0, 0.03, True), (0.03, 0.0, False)])
+def test_auto_keeps_graphs_only_where_they_measure_faster(trained_model, replay_seconds, eager_seconds, stays_graphs):
+    engine = FakeGraphs.make(trained_model, replay_seconds, eager_seconds, compare_eager=True)
+    engine.reason = "asked for"
+    x = torch.rand(2, 1, 16, 16)
+    engine(x)
+    engine(x)
+    assert engine.eager is not stays_graphs
+    assert "at batch 2, 16x16" in engine.reason and ("no faster than eager" in engine.reason) is not stays_graphs
+    assert ("no faster" in engine.describe()) is not stays_graphs
+    if not stays_graphs:
+        assert engine.graphs == {}  # their memory is given back
+
+
 # ---- choosing ------------------------------------------------------------------------------------------------
 def test_auto_rule_on_this_machine(trained_model):
     names = [c[0] for c in auto_candidates(CPU, trained_model)]
@@ -540,7 +614,8 @@ def test_auto_rule_on_this_machine(trained_model):
     if cpu_has_fast_bf16():
         assert names[0] == "compile"
     assert [c[0] for c in auto_candidates(CPU, GreyIdentity())] == ["torch"]
-    assert auto_candidates(torch.device("cuda"), trained_model)[-1][0] == "torch"
+    on_cuda = [c[0] for c in auto_candidates(torch.device("cuda"), trained_model)]
+    assert on_cuda[-2:] == ["cuda-graph", "torch"]
 
 
 def test_auto_skips_an_unavailable_backend_and_says_why(trained_model, monkeypatch):

@@ -1,13 +1,16 @@
 """Inference backends behind one interface (``Engine``); ``create_engine`` builds one by name.
 
-Backends: ``torch`` (eager), ``compile`` (torch.compile / inductor), ``onnxruntime``, ``tensorrt``.
+Backends: ``torch`` (eager), ``cuda-graph`` (eager replayed as CUDA graphs, ``cuda_graphs.py``), ``compile``
+(torch.compile / inductor), ``onnxruntime``, ``tensorrt``.
 
-``auto`` follows a fixed, documented rule (no timing run, so it is the same on every start):
+``auto`` follows a fixed, documented rule; the one measurement in it is CUDA graphs against eager on a GPU:
 
-- CUDA: ``tensorrt`` fp16 when TensorRT is installed, else ``torch`` eager at the GPU's auto precision
-  (bf16 where supported). Measured on an H200 at 640x512: eager bf16 96 frames/s at batch 32, fp16 85
-  (its fp32 instance norms cost casts), fp32 92 (TF32 convolutions); ``compile`` (CUDA graphs) did not
-  finish building the 122-block graph within 60 s, so it is used only when asked for by name.
+- CUDA: ``tensorrt`` fp16 when TensorRT is installed, else ``cuda-graph`` at the GPU's auto precision (bf16
+  where supported), which times its first shape both ways and stays eager unless the graphs are faster (its
+  ``reason`` gives the ratio). Measured earlier on an H200 at 640x512: eager bf16 96 frames/s at batch 32,
+  fp16 85 (its fp32 instance norms cost casts), fp32 92 (TF32 convolutions); ``compile`` (inductor's CUDA
+  graphs) did not finish building the 122-block graph within 60 s, so it is used only when asked for by
+  name. CUDA graphs of the eager model have not run on a GPU yet (``benchmarks/gpu_check.py`` measures them).
 - CPU with native bf16 (AMX or AVX512-BF16) and a C++ compiler: ``compile`` bf16, one AOTInductor package
   for every size (``aot.py``) — measured here 3.0-4.4x eager fp32 on this model's conv + instance norm + sine
   stacks (compilation fuses the element-wise work), 0.96-1.18x the time of whole-graph static compile at
@@ -35,12 +38,17 @@ from ..hardware import cpu_has_fast_bf16
 from .base import Engine, EngineUnavailable
 from .torch_engine import CompiledEngine, TorchEngine, cxx_compiler
 
-ENGINES = ("torch", "compile", "onnxruntime", "tensorrt")
+ENGINES = ("torch", "cuda-graph", "compile", "onnxruntime", "tensorrt")
 
 
 def _build(name: str, model: nn.Module, device: torch.device, precision: str, **options) -> Engine:
     if name == "torch":
         return TorchEngine(model, device, precision)
+    if name == "cuda-graph":
+        from .cuda_graphs import CudaGraphEngine
+
+        return CudaGraphEngine(model, device, precision, **{k: v for k, v in options.items()
+                                                             if k in ("compare_eager", "log")})
     if name == "compile":
         return CompiledEngine(model, device, precision, **{k: v for k, v in options.items() if k in ("rebuild", "log", "wait")})
     if name == "onnxruntime":
@@ -63,7 +71,9 @@ def auto_candidates(device: torch.device, model: nn.Module | None = None) -> lis
         out = []
         if importlib.util.find_spec("tensorrt") is not None:
             out.append(("tensorrt", "fp16", "CUDA GPU with TensorRT installed"))
-        out.append(("torch", "auto", "CUDA GPU" + (", fallback" if out else " without TensorRT: eager is fastest to start")))
+        out.append(("cuda-graph", "auto", "CUDA GPU" + (", fallback" if out else " without TensorRT")
+                    + ": the eager model as CUDA graphs where they measure faster"))
+        out.append(("torch", "auto", "CUDA GPU, fallback"))
         return out
     out = []
     if cpu_has_fast_bf16() and cxx_compiler() is not None:
@@ -77,7 +87,8 @@ def auto_candidates(device: torch.device, model: nn.Module | None = None) -> lis
 def create_engine(name: str, model: nn.Module, device: torch.device, precision: str = "auto", **options) -> Engine:
     """Build the engine ``name`` (or pick one with ``auto``) for ``model`` on ``device``.
 
-    Options: ``rebuild`` (ignore cached exports/plans), and for TensorRT ``batch``, ``infer_hw``, ``log``.
+    Options: ``rebuild`` (ignore cached exports/plans), ``log``, for TensorRT ``batch`` and ``infer_hw``, for
+    cuda-graph ``compare_eager`` (``auto`` sets it).
     """
     device = torch.device(device)
     if name != "auto":
@@ -86,8 +97,10 @@ def create_engine(name: str, model: nn.Module, device: torch.device, precision: 
         return engine
     failures = []
     for candidate, default_precision, why in auto_candidates(device, model):
+        extra = {"compare_eager": True} if candidate == "cuda-graph" else {}
         try:
-            engine = _build(candidate, model, device, precision if precision != "auto" else default_precision, **options)
+            engine = _build(candidate, model, device, precision if precision != "auto" else default_precision,
+                            **options, **extra)
         except EngineUnavailable as exc:
             failures.append(f"{candidate}: {exc}")
             continue

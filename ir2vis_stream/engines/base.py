@@ -20,7 +20,7 @@ class EngineUnavailable(UserError, RuntimeError):
 
 @runtime_checkable
 class Engine(Protocol):
-    name: str  # "torch", "compile", "onnxruntime", "tensorrt"
+    name: str  # "torch", "cuda-graph", "compile", "onnxruntime", "tensorrt"
     device: torch.device
     precision: str  # "fp32", "bf16" or "fp16"
     size_multiple: int  # H and W that are multiples of this run without internal padding
