@@ -225,6 +225,7 @@ class VideoSink:
             self.stream.time_base = time_base
             self.stream.codec_context.time_base = time_base
             self.stream.options = {"crf": str(crf), "preset": preset}
+            cc.thread_count = 0  # x264 picks its threads from the cores (about 1.5 per core), frame-parallel
             self.audio_in = self.audio_out = self.audio_packets = None
             if audio_from is not None:
                 self._open_audio(audio_from)

@@ -488,7 +488,7 @@ def test_gpu_check_runs_the_identity_run_and_skips_cuda_cleanly_without_a_gpu(tm
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     report = json.loads(out.read_text())
-    assert report["identity_run"]["cpu"]["frames"] == 6
+    assert report["identity_run"]["cpu_png"]["frames"] == report["identity_run"]["cpu_h264"]["frames"] == 6
     if not torch.cuda.is_available():
         assert not report["cuda"] and "skipped" in report and "speed" not in report
         assert "GPU measurements were skipped" in p.stdout

@@ -6,6 +6,7 @@ import click
 
 from .app import main
 from .options import parse_size, split_list, write_report, bench_errors
+from ..engines import ENGINES
 
 
 @main.group("bench")
@@ -18,7 +19,7 @@ def bench_group():
 @click.option("-c", "--checkpoint", type=click.Path(), default=None,
               help="Generator checkpoint [default: bundled model, else the default configuration with random weights].")
 @click.option("--engine", "engines", multiple=True, default=("auto",), show_default=True,
-              help="Engine(s) to measure; repeat or comma-separate (auto, torch, compile, onnxruntime, tensorrt).")
+              help="Engine(s) to measure; repeat or comma-separate (auto, " + ", ".join(ENGINES) + ").")
 @click.option("-b", "--batch-size", "batch_sizes", multiple=True, default=("4",), show_default=True,
               help="Batch size(s); repeat or comma-separate, e.g. 1,4,8.")
 @click.option("--frames", type=click.IntRange(min=1), default=100, show_default=True,
