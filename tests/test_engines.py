@@ -122,7 +122,9 @@ def test_compile_builds_one_package_for_every_size_and_the_next_engine_loads_it(
 
 
 def test_a_package_build_runs_at_the_lowest_cpu_priority(trained_model):
-    """The run that starts a build keeps the CPU for its eager frames; the build gets what is left."""
+    """The run that starts a build keeps the CPU for its eager frames; the build gets what is left. Its nice
+    only counts within its session (autogroup scheduling), so it stays in the run's session, in a process
+    group of its own (which a terminal's Ctrl-C does not reach, and which ``kill_build`` kills whole)."""
     import os
     import time
 
@@ -137,6 +139,8 @@ def test_a_package_build_runs_at_the_lowest_cpu_priority(trained_model):
             time.sleep(0.05)
         assert build.poll() is None, build.failure()
         assert os.getpriority(os.PRIO_PROCESS, build.process.pid) == aot.LOWEST_PRIORITY == 19
+        assert os.getsid(build.process.pid) == os.getsid(0)
+        assert os.getpgid(build.process.pid) == build.process.pid != os.getpgid(0)
     finally:
         aot.cancel_builds()
 

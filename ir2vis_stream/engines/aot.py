@@ -114,9 +114,13 @@ class Build:
         os.close(fd)
         save_checkpoint(spec, model)
         with open(self.log_path, "wb") as log:
-            # its own session: a Ctrl-C in the terminal stops the run, not the build it started
+            # Its own process group, so a Ctrl-C in the terminal (sent to the foreground group) stops the run,
+            # not the build it started; but the run's session, so its lowest priority means something: with
+            # autogroup scheduling (the Linux default) each session shares the CPU equally whatever its nice,
+            # and a build in a session of its own took half of a 2-core machine from the run it serves.
             self.process = subprocess.Popen([sys.executable, "-m", __name__, spec, precision, str(dest)],
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            process_group=0)
         _STARTED.append(self)
 
     def poll(self) -> int | None:
@@ -155,7 +159,7 @@ def cancel_builds() -> int:
 
 def kill_build(pid: int) -> None:
     """Kill the build process ``pid`` with its compilers and compile workers: a build runs in its own
-    session (``Build`` starts it so), whose process group has the build's pid."""
+    process group (``Build`` starts it so), whose id is the build's pid."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
 
