@@ -44,6 +44,7 @@ from torch import nn
 from ir2vis_stream.checkpoint import default_checkpoint_path, load_checkpoint
 from ir2vis_stream.engines import create_engine
 from ir2vis_stream.engines import EngineUnavailable
+from ir2vis_stream.hardware import reuse_freed_memory
 from ir2vis_stream.model import build_generator, count_flops
 
 CPU_PATHS = "torch:fp32,torch:bf16,compile:bf16,onnxruntime:fp32"
@@ -203,6 +204,7 @@ def main(argv=None) -> int:
                     help="interleave: every path once per round, this many rounds, medians reported (for a "
                          "machine whose speed drifts from minute to minute; 0: one path after another)")
     args = ap.parse_args(argv)
+    reuse_freed_memory()  # as the command line runs
 
     device = torch.device(args.device)
     model, model_desc = load_model(args.checkpoint)

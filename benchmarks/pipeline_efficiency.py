@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ir2vis_stream.bench import speed_benchmark
+from ir2vis_stream.hardware import reuse_freed_memory
 
 REAL_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips" / "m3svd_0111_1716_infrared.mp4"
 
@@ -33,6 +34,7 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="veryfast")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
+    reuse_freed_memory()  # as the command line runs
 
     report = speed_benchmark(args.input, checkpoint=args.checkpoint, batch_sizes=(args.batch_size,),
                              frames=args.frames, device=args.device, precision=args.precision, crf=args.crf,

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ir2vis_stream.hardware import reuse_freed_memory
+
 HERE = Path(__file__).resolve().parent
 PATHS = "torch:bf16,onnxruntime:fp32,static-compile:bf16,compile:bf16"
 
@@ -80,6 +82,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--child", nargs=2, metavar=("PATH", "SIZE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    reuse_freed_memory()  # as the command line runs
     if args.child:
         child(*args.child)
         return 0

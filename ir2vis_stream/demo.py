@@ -16,6 +16,7 @@ import numpy as np
 from .api import run
 from .checkpoint import CheckpointError, default_checkpoint_path, load_checkpoint
 from .errors import UserError
+from .hardware import reuse_freed_memory
 
 
 def synthetic_thermal_clip(path: Path, frames: int = 48, width: int = 320, height: int = 240, fps: int = 12) -> Path:
@@ -53,6 +54,7 @@ def main(argv=None) -> int:
     from .cli import quiet_library_logs
 
     quiet_library_logs()  # the user's first run: no torch log lines (IR2VIS_STREAM_DEBUG=1 shows them)
+    reuse_freed_memory()  # as the command line does
     ap = argparse.ArgumentParser(prog="python -m ir2vis_stream.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--input", help="a thermal video or frame folder (default: a synthetic clip)")
     ap.add_argument("--out", default="demo-out", help="folder for the results (default: demo-out)")

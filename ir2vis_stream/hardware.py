@@ -85,3 +85,32 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     if device.type == "cuda":  # bf16 needs no loss scaling and was faster than fp16 on an H200 (README)
         return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
     return torch.bfloat16 if cpu_has_fast_bf16() else None
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+@functools.cache
+def reuse_freed_memory(threshold: int = 1 << 30) -> bool:
+    """Keep freed blocks below ``threshold`` bytes in the process's heap for the next allocation (glibc only);
+    whether it applied.
+
+    By default glibc hands every block over 32 MiB straight to the kernel (``mmap``) and back (``munmap``) when
+    freed, and every touch of a fresh page is a fault the kernel answers by zeroing it. Eager inference on the
+    CPU frees and reallocates activations of tens of MiB hundreds of times per frame: measured here at
+    344x256 batch 4, eager bf16, 2.7 M page faults in 12 frames, and the kernel's share of the CPU time 7.6 of
+    26 s; with this, 0.07 M faults and 0.2 s (``ru_stime``). The price is memory: the heap keeps its peak
+    (+0.4 GiB there). The command line (``cli``, ``make demo``) calls it; a library user opts in."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl, or no glibc
+        return False
+    trim = min(2 * threshold, 2**31 - 1)  # an int in C: ctypes would wrap a larger one to a negative
+    return bool(mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim))

@@ -11,6 +11,7 @@ import os
 import click
 
 from ..errors import UserError, one_line
+from ..hardware import reuse_freed_memory
 
 
 class OneLineErrors:
@@ -47,6 +48,7 @@ def main():
     """Colourise thermal infrared (LWIR) video into visible-looking colour video."""
     one_line_warnings()
     quiet_library_logs_for_command()
+    reuse_freed_memory()  # eager CPU inference: no page fault per activation (``hardware.py``)
 
 
 def one_line_warnings() -> None:
