@@ -403,6 +403,21 @@ def test_resume_continues_exactly(tmp_path):
         torch.testing.assert_close(b.opt_d.state_dict()["state"][k]["exp_avg"], v["exp_avg"], rtol=0, atol=1e-6)
 
 
+def test_discriminator_warm_up_keeps_the_generator_frozen_for_its_steps_then_trains_it(tmp_path):
+    data = make_pairs(tmp_path / "d", n=12)
+    t = Trainer(tiny_config([data], tmp_path / "a", d_warmup_steps=3, max_steps_this_run=3))
+    g0 = {k: v.clone() for k, v in t.G.state_dict().items()}
+    d0 = [p.detach().clone() for p in t.D.parameters()]
+    t.fit()
+    assert t.global_step == 3
+    for k, v in t.G.state_dict().items():
+        torch.testing.assert_close(v, g0[k], rtol=0, atol=0, msg=k)
+    assert not all(torch.equal(a, b) for a, b in zip(d0, t.D.parameters()))
+    resumed = Trainer(tiny_config([data], tmp_path / "a", d_warmup_steps=3, max_steps_this_run=1), resume=True)
+    resumed.fit()  # step 4: past the warm-up, the generator learns
+    assert not all(torch.equal(v, g0[k]) for k, v in resumed.G.state_dict().items())
+
+
 def test_resume_refuses_changed_settings(tmp_path):
     data = make_pairs(tmp_path / "d", n=12)
     Trainer(tiny_config([data], tmp_path / "a", max_steps_this_run=1)).fit()

@@ -47,6 +47,9 @@ class TrainConfig:
                                          help="Hold out whole clips: in a sequence with names starting with "
                                               "PREFIX, exactly those pairs (repeatable) instead of every 10th.")
     lr: float = option(2e-4, help="Adam's learning rate (the pix2pix rule: constant, then linear decay).")
+    d_warmup_steps: int = option(0, min=0, help="Train only the discriminators for the first N steps, the "
+                                 "generator frozen: a fine-tune (--init) starts with new ones, whose first "
+                                 "judgements of a trained generator are noise.")
     beta1: float = 0.5
     beta2: float = 0.999
     cos: bool = option(True, negate=True, help="Drop the cosine loss (Table 3 ablation).")

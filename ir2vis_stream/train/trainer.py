@@ -141,6 +141,8 @@ class Trainer:
     def train_step(self, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, float]:
         """One G step, then one D and C step (``objective.py``); the logged terms and losses."""
         cfg = self.cfg
+        if self.global_step < cfg.d_warmup_steps:
+            return self.discriminator_step(ir, vis)
         # G's loss flows through D and C to the fake image, but is backed only into G's parameters
         # (backward(inputs=...)), which also avoids toggling requires_grad, a change that would make
         # torch.compile recompile every step.
@@ -161,6 +163,18 @@ class Trainer:
         out = {k: v.item() for k, v in terms.items()}
         out.update(loss_g=loss_g.item(), loss_d=loss_d.item(), loss_c=loss_c.item())
         return out
+
+    def discriminator_step(self, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, float]:
+        """One D and C step against the frozen generator (``--d-warmup-steps``); their losses. G runs eager: a
+        forward without gradients would be one more graph for ``torch.compile`` to build."""
+        with torch.no_grad(), self.autocast():
+            fake = self.G(ir)
+        loss_d, loss_c = discriminator_objective(ir, vis, fake, self.d_train, self.c_train, autocast=self.autocast)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_d + loss_c).backward()
+        self.scaler.step(self.opt_d)
+        self.scaler.update()
+        return {"loss_d": loss_d.item(), "loss_c": loss_c.item()}
 
     # ---- validation ---------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -301,7 +315,7 @@ class Trainer:
                         self.step_in_epoch += 1
                         self.global_step += 1
                         steps_run += 1
-                        progress.update(advance=1, info=f"L_G {terms['loss_g']:.2f}")
+                        progress.update(advance=1, info=f"L_G {terms['loss_g']:.2f}" if "loss_g" in terms else "D warm-up")
                         if log and self.global_step % cfg.log_every == 0:
                             log.write({"event": "step", "epoch": self.epoch + 1, "step": self.global_step, "lr": lr,
                                        "sec_per_step": round(time.monotonic() - t0, 4), **_round(terms)})
