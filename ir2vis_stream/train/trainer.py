@@ -139,10 +139,14 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
 
     def train_step(self, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, float]:
-        """One G step, then one D and C step (``objective.py``); the logged terms and losses."""
+        """One G step, then one D and C step (``objective.py``); the logged terms and losses. During
+        ``--d-warmup-steps`` only the D and C step, against the frozen generator, run eager: a forward without
+        gradients would be one more graph for ``torch.compile`` to build."""
         cfg = self.cfg
         if self.global_step < cfg.d_warmup_steps:
-            return self.discriminator_step(ir, vis)
+            with torch.no_grad(), self.autocast():
+                fake = self.G(ir)
+            return self.discriminator_step(ir, vis, fake)
         # G's loss flows through D and C to the fake image, but is backed only into G's parameters
         # (backward(inputs=...)), which also avoids toggling requires_grad, a change that would make
         # torch.compile recompile every step.
@@ -153,22 +157,12 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward(inputs=self.g_params)
         self.scaler.step(self.opt_g)
-
-        loss_d, loss_c = discriminator_objective(ir, vis, fake, self.d_train, self.c_train, autocast=self.autocast)
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_d + loss_c).backward()
-        self.scaler.step(self.opt_d)
-        self.scaler.update()
-
         out = {k: v.item() for k, v in terms.items()}
-        out.update(loss_g=loss_g.item(), loss_d=loss_d.item(), loss_c=loss_c.item())
+        out.update(loss_g=loss_g.item(), **self.discriminator_step(ir, vis, fake))
         return out
 
-    def discriminator_step(self, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, float]:
-        """One D and C step against the frozen generator (``--d-warmup-steps``); their losses. G runs eager: a
-        forward without gradients would be one more graph for ``torch.compile`` to build."""
-        with torch.no_grad(), self.autocast():
-            fake = self.G(ir)
+    def discriminator_step(self, ir: torch.Tensor, vis: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+        """One D and C step on ``fake`` (no gradient reaches G); their losses. Ends the step (scaler update)."""
         loss_d, loss_c = discriminator_objective(ir, vis, fake, self.d_train, self.c_train, autocast=self.autocast)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d + loss_c).backward()
