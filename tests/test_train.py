@@ -78,6 +78,40 @@ def test_tvd():
     assert L.tvd_loss(d + 7, d).item() == 0.0  # a constant offset has no gradient
 
 
+def test_grid_loss_sees_a_grid_at_the_period_and_nothing_else():
+    torch.manual_seed(0)
+    scene = torch.rand(1, 3, 256, 192) * 2 - 1
+    grid = torch.zeros(8, 8)
+    grid[3, 5], grid[0, 0] = 0.4, -0.2  # two phases of every 8x8 cell, different per phase
+    tiled = grid.repeat(32, 24)  # 256x192: 32 rows x 24 columns of cells
+    # phase means by hand: the grid itself less its mean (a constant offset is no grid)
+    want = grid - grid.mean()
+    assert torch.allclose(L.phase_means(tiled[None, None] + 3.0, 8)[0, 0], want, atol=1e-6)
+    # the scene's own phase pattern cancels against the target's: the loss is the grid's mean |deviation|
+    assert L.grid_loss(scene + tiled, scene).item() == pytest.approx(want.abs().mean().item(), rel=1e-5)
+    assert L.grid_loss(scene + 0.3, scene).item() == pytest.approx(0.0, abs=1e-6)
+    # a pattern of another period (7) is not the generator's grid: its phases average out
+    other = torch.zeros(7, 7)
+    other[3, 5], other[0, 0] = 0.4, -0.2
+    off_period = other.repeat(37, 28)[:256, :192]
+    assert L.grid_loss(scene + off_period, scene).item() < 0.2 * L.grid_loss(scene + tiled, scene).item()
+
+
+def test_grid_loss_is_off_by_default_and_weighs_as_l1_when_on():
+    assert "grid" not in L.LossSwitches().names()
+    assert L.LossSwitches(grid=True).names()[:4] == ["l1", "cos", "tvd", "grid"]
+    torch.manual_seed(0)
+    d, c = MultiScaleDiscriminator(3, 1, width=8), MultiScaleDiscriminator(4, 1, width=8)
+    ir, vis = torch.rand(1, 1, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    fake = (torch.rand(1, 3, 32, 32) * 2 - 1).requires_grad_()
+    off, terms_off = generator_objective(ir, vis, fake, d, c)
+    on, terms = generator_objective(ir, vis, fake, d, c, grid=True)
+    assert "grid" not in terms_off and terms["grid"].item() > 0
+    assert (on - off).item() == pytest.approx(100 * terms["grid"].item(), rel=1e-5)
+    (grad,) = torch.autograd.grad(terms["grid"], fake)
+    assert grad.abs().sum() > 0
+
+
 def test_lsgan_sums_scales_and_targets_1_for_real_0_for_fake():
     # asymmetric predictions, so swapped targets cannot pass: 0.8 is near "real" (1) and far from "fake" (0)
     # two feature maps before the prediction, so only the last entry of each scale can be the one scored
@@ -377,8 +411,12 @@ def test_epoch_checkpoints_are_kept_between_evaluations(tmp_path):
 
 def test_loss_switches_are_recorded(tmp_path):
     data = make_pairs(tmp_path / "d", n=12)
-    Trainer(tiny_config([data], tmp_path / "run", cos=False, tvd=False, epochs=1)).fit()
-    assert load_checkpoint(tmp_path / "run" / "best.pt").meta["losses"] == ["l1", "gan", "cgan", "fm"]
+    trainer = Trainer(tiny_config([data], tmp_path / "run", cos=False, tvd=False, grid_loss=True, epochs=1,
+                                      log_every=1))
+    trainer.fit()
+    assert load_checkpoint(tmp_path / "run" / "best.pt").meta["losses"] == ["l1", "grid", "gan", "cgan", "fm"]
+    steps = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any("grid" in r for r in steps if r["event"] == "step")  # the step computed the term it records
 
 
 def test_resume_continues_exactly(tmp_path):

@@ -1,6 +1,6 @@
 """The paper's objective as two functions of the networks, like pix2pixHD's model forward returning its losses.
 
-``generator_objective``: L_G = λ1 (L1 + COS + TVD) + λ2 (GAN + CGAN) + λ3 (FM + PL), λ = 100 / 1 / 10, for a
+``generator_objective``: L_G = λ1 (L1 + COS + TVD [+ GRID]) + λ2 (GAN + CGAN) + λ3 (FM + PL), λ = 100 / 1 / 10, for a
 generated image against its target, through the image discriminator D and the conditional one C (which
 sees the IR image beside the colour one). ``discriminator_objective``: L_D = GAN_D + CGAN_D, each
 0.5 (real + fake) as in pix2pixHD. Neither touches an optimiser: ``Trainer.train_step`` runs them, backs
@@ -21,7 +21,7 @@ Net = Callable[[torch.Tensor], list]
 
 
 def generator_objective(ir: torch.Tensor, vis: torch.Tensor, fake: torch.Tensor, d: Net, c: Net, vgg=None, *,
-                        cos: bool = True, cos_centred: bool = False, tvd: bool = True,
+                        cos: bool = True, cos_centred: bool = False, tvd: bool = True, grid: bool = False,
                         autocast: Callable = nullcontext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """(L_G, its terms by name) for ``fake`` = G(``ir``) against ``vis``; ``vgg``: the perceptual features or None."""
     with autocast():
@@ -36,12 +36,14 @@ def generator_objective(ir: torch.Tensor, vis: torch.Tensor, fake: torch.Tensor,
         terms["cos"] = L.cosine_loss(fake32, vis, centred=cos_centred)
     if tvd:
         terms["tvd"] = L.tvd_loss(fake32, vis)
+    if grid:
+        terms["grid"] = L.grid_loss(fake32, vis)
     terms["gan"] = L.lsgan_loss(fake_d, True)
     terms["cgan"] = L.lsgan_loss(fake_c, True)
     terms["fm"] = L.feature_matching_loss(fake_d, real_d) + L.feature_matching_loss(fake_c, real_c)
     if fake_vgg is not None:
         terms["perceptual"] = L.perceptual_loss(fake_vgg, real_vgg)
-    pixel = sum(terms[k] for k in ("l1", "cos", "tvd") if k in terms)
+    pixel = sum(terms[k] for k in ("l1", "cos", "tvd", "grid") if k in terms)
     feat = terms["fm"] + terms.get("perceptual", 0.0)
     loss = L.LAMBDA_PIXEL * pixel + L.LAMBDA_ADV * (terms["gan"] + terms["cgan"]) + L.LAMBDA_FEAT * feat
     return loss, terms

@@ -153,7 +153,8 @@ class Trainer:
         with self.autocast():
             fake = self.g_run(ir)
         loss_g, terms = generator_objective(ir, vis, fake, self.d_run, self.c_run, self.vgg, cos=cfg.cos,
-                                            cos_centred=cfg.cos_centred, tvd=cfg.tvd, autocast=self.autocast)
+                                            cos_centred=cfg.cos_centred, tvd=cfg.tvd, grid=cfg.grid_loss,
+                                            autocast=self.autocast)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward(inputs=self.g_params)
         self.scaler.step(self.opt_g)
@@ -251,7 +252,7 @@ class Trainer:
             "holdout": "every 10th pair of each sequence (natural sort order)" + (
                 f"; whole clips in sequences with names starting {', '.join(cfg.heldout_prefixes)}"
                 if cfg.heldout_prefixes else ""),
-            "losses": L.LossSwitches(cfg.cos, cfg.tvd, cfg.perceptual).names(),
+            "losses": L.LossSwitches(cfg.cos, cfg.tvd, cfg.perceptual, cfg.grid_loss).names(),
             "cos_centred": cfg.cos_centred, "upscale": cfg.upscale,
             "lambdas": {"pixel": L.LAMBDA_PIXEL, "adversarial": L.LAMBDA_ADV, "feature": L.LAMBDA_FEAT},
             "initialised_from": self.init_meta,
