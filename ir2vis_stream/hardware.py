@@ -7,6 +7,7 @@ PyTorch emulates them and bf16 is slower than fp32, so every "auto" precision de
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 
 import torch
@@ -78,6 +79,10 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     precision = precision.lower()
     if precision == "fp16" and device.type != "cuda":
         raise DeviceError("fp16 is a CUDA precision; on the CPU use bf16 (fast with AMX/AVX512-BF16) or fp32")
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_fast_bf16():
+        warnings.warn("this CPU has no native bf16 (AMX or AVX512-BF16): PyTorch emulates it, slower than fp32 "
+                      "(training's conv gradients take its reference path, several times slower); --precision auto "
+                      "picks fp32 here")
     if precision in PRECISIONS:
         return PRECISIONS[precision]
     if precision != "auto":

@@ -677,6 +677,22 @@ def test_precision_names_and_dtypes_round_trip_through_the_one_table():
         autocast_dtype(cpu, "int8")
 
 
+def test_bf16_asked_for_on_a_cpu_without_native_bf16_says_it_is_emulated(monkeypatch):
+    """On such a CPU (an AVX2-only EPYC, seen here) bf16 training ran its conv gradients on PyTorch's reference path,
+    minutes a step; the run still uses what was asked for, but the user is told, once per request."""
+    from ir2vis_stream import hardware
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="no native bf16.*--precision auto picks fp32 here"):
+        assert hardware.autocast_dtype(cpu, "bf16") is torch.bfloat16
+    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert hardware.autocast_dtype(cpu, "bf16") is torch.bfloat16
+        assert hardware.autocast_dtype(cpu, "fp32") is None
+
+
 # ---- the process's allocator ---------------------------------------------------------------------------------
 FAULTS = """
 import resource, sys, torch
