@@ -268,7 +268,8 @@ def test_a_package_is_keyed_by_weights_precision_torch_and_cpu(trained_model, mo
         m.setattr(torch, "__version__", "9.9.9")
         assert aot.package_path(trained_model, "bf16") != base
     with monkeypatch.context() as m:
-        m.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+        other = "AVX512" if torch.backends.cpu.get_cpu_capability() == "AVX2" else "AVX2"  # AVX2 is this CPU's on some
+        m.setattr(torch.backends.cpu, "get_cpu_capability", lambda: other)
         assert aot.package_path(trained_model, "bf16") != base
     assert aot.package_path(trained_model, "bf16") == base
 
@@ -725,4 +726,6 @@ def test_freed_activations_are_reused_without_page_faults():
         runs[mode] = (applied == "True", int(faults))
     assert runs["off"][1] > 3 * 6 * 9000
     if runs["on"][0]:  # glibc
-        assert runs["on"][1] < 1000
+        # Most runs fault no page at all; on an AVX2 EPYC VM (2026-12-07) some refaulted 1 or 4 of the 18 blocks
+        # (9,216 or 36,865 faults: the kernel took back some of the freed heap). Without it all 18 fault.
+        assert runs["on"][1] < runs["off"][1] / 3
