@@ -352,6 +352,19 @@ def test_bench_quality_kaist_layout_and_sequence_detection(tmp_path, tiny_checkp
     assert not is_frame_sequence(["FLIR_00006", "FLIR_00018", "FLIR_00060"]) and not is_frame_sequence(["a", "b", "c"])
 
 
+def test_bench_quality_scores_each_clip_of_a_folder_as_its_own_sequence(tmp_path, tiny_checkpoint, no_imagenet):
+    """Two clips in one folder (M3SVD dusk's CLIP_FRAME names): each is a sequence of its own; read as one,
+    the frame numbers (0, 5, 10, 0, 5, 10) are uneven and no flicker was measured at all."""
+    data = make_pairs(tmp_path / "d", n=6)
+    for side in ("lwir", "visible"):
+        for i, f in enumerate(sorted((data / side).iterdir())):
+            f.rename(f.with_name(f"{'0111_1753' if i < 3 else '0115_1847'}_{i % 3 * 5:04d}.png"))
+    report = quality_on_pairs(data, [tiny_checkpoint])
+    assert report.source["pairs"] == 6 and report.source["sequences_for_flicker"] == 2
+    models = {m.name: m for m in report.models}
+    assert models[BASELINE].flicker_ratio == pytest.approx(1.0)
+
+
 def make_video_pair(tmp_path, frames=4, size=(48, 32), ref_frames=None, ref_size=None):
     """An IR clip and a 'visible' clip that is a fixed colour mapping of it, frame for frame."""
     w, h = size

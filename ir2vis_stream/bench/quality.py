@@ -255,6 +255,20 @@ def _frame_number(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def clips(pairs: list) -> list[list]:
+    """A sequence's pairs (in natural order) split where the name before the frame number changes: a folder
+    can hold several clips (M3SVD's ``0111_1753_0000`` ... ``0115_1847_0019``), each a sequence of its own for
+    the temporal metrics, which would otherwise see no even numbering and measure none."""
+    out: list[list] = []
+    for p in pairs:
+        clip = re.sub(r"\d+\D*$", "", p.ir.stem)
+        if out and re.sub(r"\d+\D*$", "", out[-1][-1].ir.stem) == clip:
+            out[-1].append(p)
+        else:
+            out.append([p])
+    return out
+
+
 def is_frame_sequence(names: list[str]) -> bool:
     """True when the names carry evenly spaced frame numbers (I00000, I00001, ... or every 5th): a video's frames."""
     numbers = [_frame_number(n) for n in names]
@@ -311,7 +325,7 @@ def quality_on_pairs(data, checkpoints=None, *, split: str = "all", heldout_pref
         on_start(len(pairs))
 
     done = n_seq = 0
-    for seq_pairs in sequences.values():
+    for seq_pairs in (clip for s in sequences.values() for clip in clips(s)):
         track = is_frame_sequence([p.ir.stem for p in seq_pairs])
         n_seq += track
         ev.new_sequence()
