@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import math
+import itertools
 import os
 import re
 import time
@@ -250,8 +251,11 @@ def _load_checkpoints(paths) -> tuple[list[Checkpoint], list[str]]:
     return [load_checkpoint(p) for p in paths], names
 
 
+_FRAME_NUMBER = re.compile(r"(\d+)\D*$")  # the last number in a name: its frame number
+
+
 def _frame_number(name: str) -> int | None:
-    m = re.search(r"(\d+)\D*$", name)
+    m = _FRAME_NUMBER.search(name)
     return int(m.group(1)) if m else None
 
 
@@ -259,14 +263,7 @@ def clips(pairs: list) -> list[list]:
     """A sequence's pairs (in natural order) split where the name before the frame number changes: a folder
     can hold several clips (M3SVD's ``0111_1753_0000`` ... ``0115_1847_0019``), each a sequence of its own for
     the temporal metrics, which would otherwise see no even numbering and measure none."""
-    out: list[list] = []
-    for p in pairs:
-        clip = re.sub(r"\d+\D*$", "", p.ir.stem)
-        if out and re.sub(r"\d+\D*$", "", out[-1][-1].ir.stem) == clip:
-            out[-1].append(p)
-        else:
-            out.append([p])
-    return out
+    return [list(group) for _, group in itertools.groupby(pairs, key=lambda p: _FRAME_NUMBER.sub("", p.ir.stem))]
 
 
 def is_frame_sequence(names: list[str]) -> bool:
