@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from torch import nn
 
 from .checkpoint import CheckpointError, default_checkpoint_path, load_checkpoint
 from .engines import create_engine
+from .engines.base import Engine
+from .gridfilter import grid_period
 from .hardware import resolve_device
 from .media import FolderSink, MediaError, VideoSink, check_output, open_source
 from .pipeline import Pipeline, RunResult
@@ -25,31 +27,43 @@ def load_default_model(checkpoint: str | os.PathLike | None):
     return ckpt.model, ckpt.train_size
 
 
+class LoadedEngine(NamedTuple):
+    """What a ``FrameProcessor`` needs besides its options: the engine, the inference size spec, and the period of
+    the up-sampling grid to filter out of its output (None for none)."""
+
+    engine: Engine
+    infer_size: object
+    grid_period: int | None
+
+
 def load_engine(checkpoint=None, model: nn.Module | None = None, engine: str = "auto", device: str = "auto",
-                precision: str = "auto", infer_size=None, **engine_options):
-    """(Engine, infer-size spec): ``model`` overrides ``checkpoint``; without an ``infer_size``, a checkpoint's
-    model runs at its training size and a given model at the frame's own size."""
+                precision: str = "auto", infer_size=None, grid_filter: bool = True, **engine_options) -> LoadedEngine:
+    """``model`` overrides ``checkpoint``; without an ``infer_size``, a checkpoint's model runs at its training size
+    and a given model at the frame's own size; ``grid_filter``: filter out the grid of a model that leaves one
+    (``gridfilter.grid_period``)."""
     dev = resolve_device(device)
     if model is None:
         model, train_size = load_default_model(checkpoint)
         spec = infer_size if infer_size is not None else train_size
     else:
         spec = infer_size if infer_size is not None else "native"
-    return create_engine(engine, model, dev, precision, **engine_options), spec
+    period = grid_period(model) if grid_filter else None  # before the engine: it may convert the model
+    return LoadedEngine(create_engine(engine, model, dev, precision, **engine_options), spec, period)
 
 
 def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
         model: nn.Module | None = None, engine: str = "auto", device: str = "auto", precision: str = "auto",
         batch_size: int = 4, infer_size=None, fps: float | None = None, crf: int = 18, preset: str = "veryfast",
         side_by_side: bool = False, overwrite: bool = False, max_frames: int | None = None, rebuild: bool = False,
-        temporal: float | None = None,
+        temporal: float | None = None, grid_filter: bool = True,
         on_start: Callable[[object], None] | None = None, on_tick: Callable[[int], None] | None = None,
         pipeline_hook: Callable[[Pipeline], None] | None = None) -> RunResult:
     """Colourise ``input`` (video file or frame folder) into ``output`` (.mp4/.mkv/.mov or a PNG folder).
 
     ``model`` (an nn.Module mapping (N,1,H,W) -> (N,3,H,W) in [-1, 1]) overrides ``checkpoint``;
     ``infer_size``: None (the checkpoint's training size), ``"native"``, or ``(W, H)``; ``temporal``: strength of
-    the flow-guided temporal filter (``ir2vis_stream.temporal``; 0.6 is ``run --temporal``), None for none. Raises MediaError,
+    the flow-guided temporal filter (``ir2vis_stream.temporal``; 0.6 is ``run --temporal``), None for none;
+    ``grid_filter``: take the up-sampling grid out of a model that leaves one (``ir2vis_stream.gridfilter``). Raises MediaError,
     CheckpointError or DeviceError with a one-line message; never leaves a partial output behind.
     ``on_start(source_info, expected_frames)`` and ``on_tick(frames_done)`` feed a progress display; ``pipeline_hook``
     receives the Pipeline before it starts (for ``request_stop``).
@@ -60,10 +74,11 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
     resolve_device(device)  # a missing GPU is reported before anything slow happens
     source = open_source(input, fps, mixed_sizes=kind == "folder")
     try:
-        eng, size_spec = load_engine(checkpoint, model, engine, device, precision, infer_size, rebuild=rebuild,
-                                     batch=batch_size, log=lambda msg: print(msg, file=sys.stderr))
+        eng, size_spec, period = load_engine(checkpoint, model, engine, device, precision, infer_size, grid_filter,
+                                             rebuild=rebuild, batch=batch_size,
+                                             log=lambda msg: print(msg, file=sys.stderr))
         pipe = Pipeline(eng, infer_size=size_spec, batch_size=batch_size, side_by_side=side_by_side,
-                        max_frames=max_frames, temporal=temporal)
+                        max_frames=max_frames, temporal=temporal, grid_period=period)
         info = source.info
         out_w, out_h = pipe.output_size(info.width, info.height)
         if kind == "video":
@@ -92,4 +107,4 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
     return result
 
 
-__all__ = ["run", "RunResult", "load_default_model", "load_engine"]
+__all__ = ["run", "RunResult", "LoadedEngine", "load_default_model", "load_engine"]

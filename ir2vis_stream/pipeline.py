@@ -121,12 +121,13 @@ class Pipeline:
     ``max_frames``: stop after this many frames (a preview of a long video); ``record_latency``: keep each
     frame's time from decoded to written in ``RunResult.latencies`` (off by default: a live stream runs for hours);
     ``temporal``: the strength of the flow-guided temporal filter (``ir2vis_stream.temporal``), None for none;
+    ``grid_period``: the up-sampling grid to filter out of the engine's output (``gridfilter``), None for none;
     ``on_device``: pre- and post-processing on the engine's device (``FrameProcessor``; default: on CUDA).
     """
 
     def __init__(self, engine: Engine, *, infer_size=None, batch_size: int = 4, side_by_side: bool = False,
                  queue_frames: int | None = None, max_frames: int | None = None, record_latency: bool = False,
-                 temporal: float | None = None, on_device: bool | None = None):
+                 temporal: float | None = None, grid_period: int | None = None, on_device: bool | None = None):
         if batch_size < 1:
             raise ConfigError("batch size must be at least 1")
         self.engine = engine
@@ -138,7 +139,7 @@ class Pipeline:
         self.record_latency = record_latency
         self.temporal = temporal  # strength of the flow-guided temporal filter (``temporal.py``); None: off
         self.frames = FrameProcessor(engine, infer_size, side_by_side=side_by_side, temporal=temporal,
-                                     on_device=on_device)
+                                     grid_period=grid_period, on_device=on_device)
         self._stop = threading.Event()  # graceful: stop reading input, finish what is in flight
         self._abort = threading.Event()  # hard: drop everything
         self._errors: list[BaseException] = []

@@ -3,14 +3,14 @@
 On the host (the CPU, and any device with ``on_device=False``):
 
     prepare                       submit / infer                      finish
-    grey (H, W) ─resize─▶ (h, w) ─stack, [-1, 1], engine, uint8─▶ (h, w, 3) ─temporal, resize back, side-by-side,─▶ frame
-                                                                               to the sink's YUV (swscale)
+    grey (H, W) ─resize─▶ (h, w) ─stack, [-1, 1], engine, grid filter, uint8─▶ (h, w, 3) ─temporal, resize back,─▶ frame
+                                                                                 side-by-side, the sink's YUV (swscale)
 
 On a GPU (``on_device``, the default on CUDA without the temporal filter), everything between the upload and
 the download runs there, and the CPU only stacks frames into a page-locked buffer and wraps the result:
 
     prepare          submit                                                                    finish
-    grey (H, W) ─▶ pinned ring slot ─upload (copy stream)─▶ resize, [-1, 1], engine, uint8, resize back,
+    grey (H, W) ─▶ pinned ring slot ─upload (copy stream)─▶ resize, [-1, 1], engine, grid filter, uint8, resize back,
                    side-by-side, RGB -> I420 with the sink's standard ─download (copy stream)─▶ pinned ─▶ frame
 
 ``submit`` starts one engine call and returns a ``Batch``; ``Batch.result()`` waits for it. On a GPU the caller
@@ -23,6 +23,9 @@ events that say when its upload and download are done.
 colourise through a ``FrameProcessor``, so what a benchmark measures is what ``run`` runs. The engine is only
 ever called from ``submit``; ``infer`` is ``submit(...).result()``, and calling the processor does all three
 steps on one batch.
+
+The grid filter (``gridfilter.py``, ``grid_period``) takes the up-sampling grid out of the engine's output at
+inference size, where it is periodic; None leaves the output as the engine made it.
 
 Frame sizes: each input size gets its inference size once (``size_for``); stills of mixed sizes each keep
 their own. The temporal filter (``temporal.py``), when on, runs in ``finish`` at inference size on the host
@@ -41,6 +44,7 @@ import torch.nn.functional as F
 from .colour import VideoFormat, rgb_to_i420
 from .engines.base import Engine
 from .frames import gray8_to_model, model_to_rgb8, resize, short_side_size
+from .gridfilter import remove_grid
 from .temporal import TemporalFilter
 
 __all__ = ["Batch", "FrameProcessor", "Prepared", "resolve_infer_size"]
@@ -115,12 +119,14 @@ class FrameProcessor:
     temporal filter, None for none (``reset()`` starts a new sequence for it); ``on_device``: pre- and
     post-processing on the engine's device (default: on CUDA unless the temporal filter is on; on the CPU it
     runs the same torch code, which tests use). ``output``: the sink's ``VideoFormat``, or None for RGB frames
-    (``run`` sets it from the sink it writes to).
+    (``run`` sets it from the sink it writes to). ``grid_period``: remove the engine's up-sampling grid of this
+    period (``gridfilter.grid_period(model)``; ``run``'s default where the model leaves one), None for none.
     """
 
     def __init__(self, engine: Engine, infer_size=None, *, side_by_side: bool = False, temporal: float | None = None,
-                 on_device: bool | None = None, in_flight: int = 2):
+                 grid_period: int | None = None, on_device: bool | None = None, in_flight: int = 2):
         self.engine = engine
+        self.grid_period = grid_period
         self.infer_size_spec = infer_size
         self.side_by_side = side_by_side
         self.temporal = TemporalFilter(temporal) if temporal else None
@@ -195,11 +201,16 @@ class FrameProcessor:
         prepared = [self.prepare(g) for g in grays]
         return [self.finish(p, out) for p, out in zip(prepared, self.infer([p.small for p in prepared]))]
 
+    def _colourise(self, x: torch.Tensor) -> torch.Tensor:
+        """The engine on a (N, 1, h, w) batch in [-1, 1], then the grid filter when on."""
+        y = self.engine(x)
+        return y if self.grid_period is None else remove_grid(y, self.grid_period)
+
     # ---- on the host -------------------------------------------------------------------------------------------
     @torch.inference_mode()
     def _infer_on_host(self, smalls: list[np.ndarray]) -> np.ndarray:
         host = torch.from_numpy(np.stack(smalls))
-        y = self.engine(gray8_to_model(host.to(self.device)))
+        y = self._colourise(gray8_to_model(host.to(self.device)))
         return model_to_rgb8(y).contiguous().cpu().numpy()  # (N, h, w, 3) in memory order: no strided view handed on
 
     # ---- on the engine's device ----------------------------------------------------------------------------------
@@ -248,7 +259,7 @@ class FrameProcessor:
         """(N, H, W) uint8 on the device -> (N, H, W', 3) RGB or (N, 3H/2, W') I420 uint8, all on the device."""
         w, h = self.size_for(width, height)
         x = _resize(grey.unsqueeze(1).float(), h, w).round_()
-        y = self.engine(x.div_(127.5).sub_(1.0))
+        y = self._colourise(x.div_(127.5).sub_(1.0))
         rgb = y.float().add(1.0).mul_(127.5).round_().clamp_(0, 255)  # the host path's uint8 at inference size
         rgb = _resize(rgb, height, width).round_().clamp_(0, 255)
         if self.side_by_side:

@@ -6,10 +6,11 @@
         "release, bilinear level images=ir2vis_stream/weights/default.pt,level_upsampling=bilinear" \
         "fine-tune on sharp data=runs/abl/sharp/last.pt"
 
-A variant is ``NAME=CHECKPOINT[,infer=S|WxH|native][,level_upsampling=nearest|bilinear][,temporal=A]``: ``infer``
+A variant is ``NAME=CHECKPOINT[,infer=S|WxH|native][,level_upsampling=nearest|bilinear][,temporal=A][,grid_filter=on|off]``: ``infer``
 runs it at short side S (or W x H, or the frame's own size) instead of its training size; ``level_upsampling``
 rebuilds it with that way of enlarging the level images (the weights do not change); ``temporal`` scores it
-with ``run --temporal A``'s filter. Every variant goes through
+with ``run --temporal A``'s filter; ``grid_filter`` (default ``on``, as ``run``) with or without ``run``'s grid filter
+(reports written before 2026-12-07's second session had none: their variants say ``grid_filter`` null). Every variant goes through
 ``bench quality`` (the library call): the held-out pairs of the data folders (every 10th pair; whole clips
 for names starting with ``--heldout-prefix``), then the registered video pair, each at the images' own size,
 with ONNX Runtime fp32 by default (the figures equal eager fp32's to within rounding, and it is about twice
@@ -41,11 +42,14 @@ def parse_variant(text: str) -> dict:
     path, *options = rest.split(",")
     if not name or not path:
         raise SystemExit(f"variant {text!r}: expected NAME=CHECKPOINT[,infer=...][,level_upsampling=...]")
-    v = {"name": name.strip(), "checkpoint": path.strip(), "infer": None, "level_upsampling": None, "temporal": None}
+    v = {"name": name.strip(), "checkpoint": path.strip(), "infer": None, "level_upsampling": None, "temporal": None,
+         "grid_filter": "on"}
     for opt in options:
         key, _, value = opt.partition("=")
-        if key not in ("infer", "level_upsampling", "temporal"):
+        if key not in ("infer", "level_upsampling", "temporal", "grid_filter"):
             raise SystemExit(f"variant {name!r}: unknown option {key!r}")
+        if key == "grid_filter" and value not in ("on", "off"):
+            raise SystemExit(f"variant {name!r}: grid_filter is on or off, not {value!r}")
         v[key] = value
     return v
 
@@ -100,7 +104,8 @@ def main() -> int:
         for v in variants:
             ck = variant_checkpoint(v, Path(tmp))
             common = dict(infer_size=infer_size(v["infer"]), engine=args.engine, device="cpu", precision="fp32",
-                          temporal=float(v["temporal"]) if v["temporal"] else None)
+                          temporal=float(v["temporal"]) if v["temporal"] else None,
+                          grid_filter=v["grid_filter"] == "on")
             pairs = quality_on_pairs([str(d) for d in args.data], [ck], split="heldout", heldout_prefixes=prefixes,
                                      **common)
             video = quality_on_video(args.video, args.reference, [ck], max_frames=args.max_frames, **common)

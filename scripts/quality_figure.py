@@ -3,9 +3,12 @@
     python scripts/quality_figure.py -o docs/before-after.png \
         "release (2026-11-26)=ir2vis_stream/weights/default.pt" "new=runs/abl/sharp/last.pt"
 
-Variants are written as for ``scripts/ablation_report.py`` (``NAME=CHECKPOINT[,infer=...][,level_upsampling=...]``).
+Variants are written as for ``scripts/ablation_report.py`` (``NAME=CHECKPOINT[,infer=...][,level_upsampling=...]
+[,grid_filter=on|off]``).
 Each picture is shown at its own size scaled to a common height; each variant runs exactly as ``run`` runs it
-(the frame resized to the variant's inference size, eager fp32, the colour image resized back).
+(the frame resized to the variant's inference size, eager fp32, the grid filter unless ``grid_filter=off``, the
+colour image resized back). ``--zoom`` shows the middle of each picture at twice its own size instead, where
+a grid of a few pixels is visible.
 Rows: ``--pairs`` held-out IR/visible pairs (paths of their lwir images; by default one of each folder the
 new data brings and one of RoadScene) and ``--frames`` frame numbers of the eval video pair.
 """
@@ -27,6 +30,7 @@ from ablation_report import DEFAULT_REFERENCE, DEFAULT_VIDEO, SHARED, infer_size
 from ir2vis_stream.checkpoint import load_checkpoint  # noqa: E402
 from ir2vis_stream.engines import create_engine  # noqa: E402
 from ir2vis_stream.frames import read_image, to_gray8  # noqa: E402
+from ir2vis_stream.gridfilter import grid_period  # noqa: E402
 from ir2vis_stream.processor import FrameProcessor  # noqa: E402
 
 DEFAULT_PAIRS = [SHARED / "msrs_full" / "lwir" / "00204D.png", SHARED / "m3svd_dusk" / "lwir" / "0115_1847_0010.png",
@@ -61,6 +65,7 @@ def main() -> int:
     ap.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE)
     ap.add_argument("--frames", nargs="*", type=int, default=[40, 120])
     ap.add_argument("--height", type=int, default=200, help="height of each picture in the figure")
+    ap.add_argument("--zoom", action="store_true", help="the middle of each picture at 2x its own size")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
 
@@ -76,13 +81,20 @@ def main() -> int:
         for v in variants:
             ck = load_checkpoint(variant_checkpoint(v, Path(tmp)))
             spec = infer_size(v["infer"]) if v["infer"] else ck.train_size
-            engines.append(FrameProcessor(create_engine("torch", ck.model, torch.device("cpu"), "fp32"), spec))
+            period = grid_period(ck.model) if v["grid_filter"] == "on" else None
+            engines.append(FrameProcessor(create_engine("torch", ck.model, torch.device("cpu"), "fp32"), spec,
+                                          grid_period=period))
         picture = []
         for ir, vis, where in rows:
             h, w = ir.shape
             tiles = [np.repeat(ir[:, :, None], 3, axis=2)] + [frames([ir])[0] for frames in engines] + [vis]
             tw = round(w * args.height / h)
-            tiles = [cv2.resize(t, (tw, args.height), interpolation=cv2.INTER_AREA) for t in tiles]
+            if args.zoom:  # the middle (tw/2 x height/2) at 1:1, each pixel drawn 2 x 2
+                y0, x0 = (h - args.height // 2) // 2, (w - tw // 2) // 2
+                tiles = [cv2.resize(t[y0:y0 + args.height // 2, x0:x0 + tw // 2], None, fx=2, fy=2,
+                                    interpolation=cv2.INTER_NEAREST) for t in tiles]
+            else:
+                tiles = [cv2.resize(t, (tw, args.height), interpolation=cv2.INTER_AREA) for t in tiles]
             names = [f"IR ({where})"] + [v["name"] for v in variants] + ["visible"]
             picture.append(np.concatenate([label(t, n) for t, n in zip(tiles, names)], 1))
     width = max(r.shape[1] for r in picture)

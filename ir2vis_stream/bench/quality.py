@@ -6,7 +6,8 @@ The protocol, which the README states and the numbers depend on:
   ``setXX/VYYY/{lwir,visible}/`` or ``lwir/`` + ``visible/``), or with ``split="heldout"`` only every 10th pair
   of each sequence (the pairs training holds out); or a registered video pair, frame by frame;
 - each model runs on the IR image at its checkpoint's training size (``processor.resolve_infer_size``; ``infer_size``
-  overrides it), and its output is resized back to the image's own size, as ``run`` does for video; the
+  overrides it), through the frame path ``run`` uses (with its grid filter where the model leaves a grid, unless
+  ``grid_filter=False``), and its output is resized back to the image's own size, as ``run`` does for video; the
   comparison with the visible image happens at that original size. Eager torch in fp32 by default, so the
   figures do not depend on the machine's fast half-precision path (and images of many sizes do not make a
   compiled engine recompile for each);
@@ -37,6 +38,7 @@ import torch
 from ..checkpoint import Checkpoint, CheckpointError, default_checkpoint_path, load_checkpoint
 from ..engines import create_engine
 from ..frames import Percentile16To8, natural_key, read_image, to_gray8
+from ..gridfilter import grid_period
 from ..hardware import resolve_device
 from ..media import MediaError, VideoSource
 from ..metrics import (FlickerMeter, LPIPSMetric, LPIPSUnavailable, WarpMeter, flicker_ratio, grid_ratio,
@@ -144,14 +146,16 @@ class _Evaluator:
     and per folder."""
 
     def __init__(self, checkpoints: list[Checkpoint], names: list[str], *, infer_size, engine: str, device: str,
-                 precision: str, lpips_net: str, lpips_random_backbone: bool, temporal: float | None = None):
+                 precision: str, lpips_net: str, lpips_random_backbone: bool, temporal: float | None = None,
+                 grid_filter: bool = True):
         self.device = resolve_device(device)
         # one frame path per model, as ``run`` builds it: with run --temporal's filter when asked (on the frames
         # of sequences only; reset at each new one)
         self.models = []
         for name, ck in zip(names, checkpoints):
             spec = infer_size if infer_size is not None else ck.train_size
-            frames = FrameProcessor(create_engine(engine, ck.model, self.device, precision), spec, temporal=temporal)
+            frames = FrameProcessor(create_engine(engine, ck.model, self.device, precision), spec, temporal=temporal,
+                                    grid_period=grid_period(ck.model) if grid_filter else None)
             self.models.append((name, frames, spec, str(ck.path)))
         try:
             self.lpips = LPIPSMetric(lpips_net, self.device, random_backbone=lpips_random_backbone)
@@ -289,7 +293,7 @@ def _data_error(exc: Exception) -> BenchError:
 
 
 def quality_on_pairs(data, checkpoints=None, *, split: str = "all", heldout_prefixes=(), infer_size=None,
-                     temporal: float | None = None,
+                     temporal: float | None = None, grid_filter: bool = True,
                      engine: str = "torch", device: str = "auto", precision: str = "fp32", lpips_net: str = "alex",
                      lpips_random_backbone: bool = False, csv_path=None, json_path=None,
                      on_start: Callable[[int], None] | None = None,
@@ -317,7 +321,8 @@ def quality_on_pairs(data, checkpoints=None, *, split: str = "all", heldout_pref
         sequences.setdefault(p.ir.parent.parent, []).append(p)
     ckpts, names = _load_checkpoints(checkpoints)
     ev = _Evaluator(ckpts, names, infer_size=infer_size, engine=engine, device=device, precision=precision,
-                    lpips_net=lpips_net, lpips_random_backbone=lpips_random_backbone, temporal=temporal)
+                    lpips_net=lpips_net, lpips_random_backbone=lpips_random_backbone, temporal=temporal,
+                    grid_filter=grid_filter)
     if on_start is not None:
         on_start(len(pairs))
 
@@ -337,7 +342,7 @@ def quality_on_pairs(data, checkpoints=None, *, split: str = "all", heldout_pref
             if on_tick is not None:
                 on_tick(done)
     report = ev.report({"kind": "pairs", "data": [str(r) for r in roots], "split": split, "pairs": len(pairs),
-                        "sequences_for_flicker": n_seq, "temporal": temporal})
+                        "sequences_for_flicker": n_seq, "temporal": temporal, "grid_filter": grid_filter})
     _write_outputs(report, csv_path, json_path)
     return report
 
@@ -369,7 +374,8 @@ def _reference_size(path: Path) -> tuple[int, int]:
 
 
 def quality_on_video(video, reference, checkpoints=None, *, max_frames: int | None = None, infer_size=None,
-                     temporal: float | None = None, engine: str = "torch", device: str = "auto", precision: str = "fp32", lpips_net: str = "alex",
+                     temporal: float | None = None, grid_filter: bool = True, engine: str = "torch", device: str = "auto",
+                     precision: str = "fp32", lpips_net: str = "alex",
                      lpips_random_backbone: bool = False, csv_path=None, json_path=None,
                      on_start: Callable[[int], None] | None = None,
                      on_tick: Callable[[int], None] | None = None) -> QualityReport:
@@ -392,7 +398,8 @@ def quality_on_video(video, reference, checkpoints=None, *, max_frames: int | No
                              f"a registered pair has one size")
         ckpts, names = _load_checkpoints(checkpoints)
         ev = _Evaluator(ckpts, names, infer_size=infer_size, engine=engine, device=device, precision=precision,
-                        lpips_net=lpips_net, lpips_random_backbone=lpips_random_backbone, temporal=temporal)
+                        lpips_net=lpips_net, lpips_random_backbone=lpips_random_backbone, temporal=temporal,
+                        grid_filter=grid_filter)
         if on_start is not None:
             on_start(min(info.frames, max_frames or info.frames) if info.frames else max_frames)
         stretch = Percentile16To8()
@@ -418,7 +425,7 @@ def quality_on_video(video, reference, checkpoints=None, *, max_frames: int | No
     finally:
         source.close()
     report = ev.report({"kind": "video", "video": str(video), "reference": str(reference), "frames": n,
-                        "temporal": temporal})
+                        "temporal": temporal, "grid_filter": grid_filter})
     _write_outputs(report, csv_path, json_path)
     return report
 

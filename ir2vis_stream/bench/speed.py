@@ -45,6 +45,7 @@ from ..checkpoint import default_checkpoint_path, load_checkpoint
 from ..engines import ENGINES
 from ..frames import Percentile16To8, to_gray8
 from ..hardware import resolve_device
+from ..gridfilter import grid_period
 from ..media import MediaError, VideoSource
 from ..metrics import FlickerMeter, flicker_ratio
 from ..processor import resolve_infer_size
@@ -76,7 +77,8 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
                     device: str = "auto", precision: str = "auto", infer_size=None, crf: int = 18,
                     preset: str = "veryfast", naive: bool = True, json_path=None, plot_path=None,
                     on_start: Callable[[int], None] | None = None, on_tick: Callable[[int], None] | None = None,
-                    log: Callable[[str], None] | None = None, cold: bool = False) -> SpeedReport:
+                    log: Callable[[str], None] | None = None, cold: bool = False,
+                    grid_filter: bool = True) -> SpeedReport:
     """Measure ``input`` (a video; None: a generated 640x480 thermal-looking clip of ``frames`` frames).
 
     ``model`` (an nn.Module) overrides ``checkpoint`` (see ``speed_model``); ``engines`` are names for
@@ -84,7 +86,8 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
     Writes ``json_path`` / ``plot_path`` (PNG) when given, each complete or not at all. ``on_start(total)`` and
     ``on_tick(done)`` count frames processed over all measurements, for a progress bar; ``log`` receives
     engines' build messages (TensorRT, the compiled engine's package). ``cold``: each engine's first start on
-    an empty cache (see the module docstring: startup, full speed, warm).
+    an empty cache (see the module docstring: startup, full speed, warm). ``grid_filter``: with ``run``'s grid
+    filter where the model leaves a grid (``gridfilter``), as ``run`` runs it.
     """
     json_path = check_report_path(json_path, ".json", "--json")
     plot_path = check_report_path(plot_path, ".png", "--plot")
@@ -110,6 +113,7 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
         model, size_spec, model_name = speed_model(checkpoint)
     if infer_size is not None:
         size_spec = infer_size
+    period = grid_period(model) if grid_filter else None
 
     load = load_average()  # before our own work raises it
 
@@ -156,7 +160,7 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
             for batch in batch_sizes:  # an engine per batch size: TensorRT plans are built for one batch
                 engine, startup, full_speed, warm = timed_start(name, model, dev, precision, raws, size, batch, log,
                                                                 cold)
-                stage_fps, outputs = process_stages(engine, raws, size, batch, on_batch=tick)
+                stage_fps, outputs = process_stages(engine, raws, size, batch, on_batch=tick, grid_period=period)
                 if encode_fps is None:  # the encoder's cost depends on the frames, not on the engine
                     encode_fps = encode_frames(outputs, pts, info, crf, preset, tmp)
                     tick(n)
@@ -172,7 +176,7 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
                     if on_tick is not None:
                         on_tick(base + frames_done)
 
-                result = end_to_end(engine, clip, size, batch, n, crf, preset, tmp, on_tick=tick_run)
+                result = end_to_end(engine, clip, size, batch, n, crf, preset, tmp, on_tick=tick_run, grid_period=period)
                 tick(result.frames)
                 peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
                 report.rows.append(SpeedRow(

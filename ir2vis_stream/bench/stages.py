@@ -100,12 +100,13 @@ class _cache_at:
 
 
 def process_stages(engine, raws: list[np.ndarray], size: tuple[int, int], batch_size: int,
-                   on_batch: Callable[[int], None] | None = None) -> tuple[dict[str, float], list[np.ndarray]]:
+                   on_batch: Callable[[int], None] | None = None,
+                   grid_period: int | None = None) -> tuple[dict[str, float], list[np.ndarray]]:
     """The ``FrameProcessor``'s three steps timed apart, batch by batch, on a warm engine: (fps per stage,
     full-size RGB outputs). preprocess: grey + resize to the inference size; inference: upload, engine,
-    download; postprocess: resize back. On a GPU (``FrameProcessor.on_device``) the resizes run there, inside
+    download (and the grid filter, ``grid_period``, as ``run`` has it); postprocess: resize back. On a GPU (``FrameProcessor.on_device``) the resizes run there, inside
     inference, and pre/postprocess are the host's share: grey, and handing the frame on."""
-    frames = FrameProcessor(engine, size)
+    frames = FrameProcessor(engine, size, grid_period=grid_period)
     stretch = Percentile16To8()  # temporal, as the pipeline's decode stage uses it
     spent = dict.fromkeys(("preprocess", "inference", "postprocess"), 0.0)
     outputs: list[np.ndarray] = []
@@ -142,7 +143,7 @@ def encode_frames(outputs: list[np.ndarray], pts: list[int | None], info, crf: i
 
 
 def end_to_end(engine, clip: Path, size: tuple[int, int], batch_size: int, frames: int, crf: int, preset: str,
-               folder: Path, on_tick: Callable[[int], None] | None = None):
+               folder: Path, on_tick: Callable[[int], None] | None = None, grid_period: int | None = None):
     """The threaded ``Pipeline`` (as ``run`` builds it) from the video to H.264, with per-frame latency."""
     source = VideoSource(clip)
     info = source.info
@@ -151,7 +152,7 @@ def end_to_end(engine, clip: Path, size: tuple[int, int], batch_size: int, frame
     complete = False
     try:
         result = Pipeline(engine, infer_size=size, batch_size=batch_size, max_frames=frames,
-                          record_latency=True).run(source, sink, on_tick=on_tick)
+                          record_latency=True, grid_period=grid_period).run(source, sink, on_tick=on_tick)
         complete = True
     finally:
         sink.close(keep=complete)

@@ -73,6 +73,8 @@ def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, pre
               help="LPIPS trunk network.")
 @click.option("--temporal", type=click.FloatRange(0, 1, max_open=True), default=None, is_flag=False, flag_value=0.6,
               metavar="[STRENGTH]", help="Score with run --temporal's filter on (sequences and videos).")
+@click.option("--grid-filter/--no-grid-filter", default=True, show_default=True,
+              help="Score with run's grid filter (models whose up-sampling leaves a grid).")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Video pairs: compare the first N frames.")
 @click.option("--engine", default="torch", show_default=True,
               help="Inference backend; eager torch by default: compiled engines would recompile for every image size.")
@@ -84,7 +86,7 @@ def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, pre
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or table.")
 @click.option("-v", "--verbose", is_flag=True, help="Also say which files were written.")
 def bench_quality_cmd(data, video, reference, checkpoints, split, heldout_prefixes, infer_size, lpips_net, temporal,
-                      max_frames, engine, device, precision, csv_path, json_path, quiet, verbose):
+                      grid_filter, max_frames, engine, device, precision, csv_path, json_path, quiet, verbose):
     """RMSE, PSNR, SSIM, GMSD, grid, LPIPS (and flicker, warping error on sequences) per checkpoint, beside the IR
     image as grey."""
     from ..bench import quality_on_pairs, quality_on_video
@@ -96,7 +98,8 @@ def bench_quality_cmd(data, video, reference, checkpoints, split, heldout_prefix
     if not data and not (video and reference):
         raise click.UsageError("--video and --reference go together")
     progress = FrameProgress(enabled=not quiet, description="bench quality")
-    common = dict(infer_size=parse_size(infer_size, allow_native=True), temporal=temporal, engine=engine, device=device,
+    common = dict(infer_size=parse_size(infer_size, allow_native=True), temporal=temporal, grid_filter=grid_filter,
+                  engine=engine, device=device,
                   precision=precision, lpips_net=lpips_net, csv_path=csv_path, json_path=json_path,
                   on_start=lambda total: progress.start(None, total), on_tick=progress.update)
     with bench_errors(), progress:

@@ -25,6 +25,8 @@ from .options import parse_size, engine_options
 @click.option("-c", "--checkpoint", type=click.Path(), default=None, help="Generator checkpoint [default: bundled model].")
 @engine_options
 @click.option("--infer-size", default=None, help="WxH, or 'native' [default: the checkpoint's training size].")
+@click.option("--grid-filter/--no-grid-filter", default=True, show_default=True,
+              help="Take the model's 8-pixel up-sampling grid out of its output (models that leave one).")
 @click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
               help="Reconnect attempts when a camera or stream stops delivering.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after this many seconds.")
@@ -32,7 +34,7 @@ from .options import parse_size, engine_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing recording.")
 @click.option("-q", "--quiet", is_flag=True, help="No per-second readout or summary.")
 def live_cmd(source, output, serve, no_window, no_overlay, realtime, checkpoint, engine, device, precision, rebuild,
-             infer_size, retries, duration, max_frames, overwrite, quiet):
+             infer_size, grid_filter, retries, duration, max_frames, overwrite, quiet):
     """Colourise a camera live: the newest frame wins, so the delay stays bounded. q or Ctrl-C stops."""
     from ..api import load_engine
     from ..live import NO_DISPLAY, LiveSession, display_available, parse_serve_address
@@ -52,9 +54,10 @@ def live_cmd(source, output, serve, no_window, no_overlay, realtime, checkpoint,
         click.echo(text, err=True)
 
     try:
-        eng, size_spec = load_engine(checkpoint, engine=engine, device=device, precision=precision,
-                                     infer_size=parse_size(infer_size, allow_native=True), rebuild=rebuild)
-        session = LiveSession(source, eng, infer_size=size_spec, output=output, overwrite=overwrite, serve=address,
+        eng, size_spec, period = load_engine(checkpoint, engine=engine, device=device, precision=precision,
+                                             infer_size=parse_size(infer_size, allow_native=True),
+                                             grid_filter=grid_filter, rebuild=rebuild)
+        session = LiveSession(source, eng, infer_size=size_spec, grid_period=period, output=output, overwrite=overwrite, serve=address,
                               window=window, overlay=not no_overlay, realtime=realtime, retries=retries,
                               on_tick=None if quiet else (lambda stats: say(stats.readout())), on_message=say)
         stats = session.run(max_seconds=duration, max_frames=max_frames)

@@ -26,11 +26,13 @@ from .options import parse_size, engine_options
               flag_value=0.6, metavar="[STRENGTH]",
               help="Steadier colour: blend each frame with the last, carried along the IR's optical flow "
                    "(STRENGTH 0-1, default 0.6 when given without a value).")
+@click.option("--grid-filter/--no-grid-filter", default=True, show_default=True,
+              help="Take the model's 8-pixel up-sampling grid out of its output (models that leave one).")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames (a preview).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def run_cmd(input, output, checkpoint, engine, device, precision, rebuild, batch_size, infer_size, fps, crf, preset,
-            side_by_side, temporal, max_frames, overwrite, quiet):
+            side_by_side, temporal, grid_filter, max_frames, overwrite, quiet):
     """Colourise INPUT (a video, or a folder of IR frames) into OUTPUT."""
     from ..api import run
     from ..progress import FrameProgress
@@ -43,7 +45,7 @@ def run_cmd(input, output, checkpoint, engine, device, precision, rebuild, batch
             result = run(input, output, checkpoint=checkpoint, engine=engine, device=device, precision=precision,
                          batch_size=batch_size, infer_size=parse_size(infer_size, allow_native=True), fps=fps,
                          crf=crf, preset=preset, side_by_side=side_by_side, overwrite=overwrite, max_frames=max_frames,
-                         rebuild=rebuild, temporal=temporal,
+                         rebuild=rebuild, temporal=temporal, grid_filter=grid_filter,
                          on_start=progress.start, on_tick=progress.update)
     except KeyboardInterrupt:
         click.echo("aborted; no output written", err=True)

@@ -26,7 +26,8 @@ class LiveSession:
     """One live run: ``LiveSession(source, engine, ...).run(max_seconds=..., max_frames=...)`` -> ``LiveStats``.
 
     ``source``: camera index / device / URL / file path (see ``open_reader``) or a ``FrameReader``;
-    ``engine``: an ``Engine`` (or any callable with ``.device``); ``infer_size``: see ``processor.resolve_infer_size``.
+    ``engine``: an ``Engine`` (or any callable with ``.device``); ``infer_size``: see ``processor.resolve_infer_size``;
+    ``grid_period``: the up-sampling grid to filter out of the engine's output (``gridfilter``), None for none.
     Outputs: ``window``; ``output`` (a video path) records what is shown; ``serve`` = (host, port) starts the
     MJPEG server (``server_address`` has the bound port once ``ready`` is set). ``realtime`` paces a file at
     its own timestamps like a camera; without it a file goes as fast as inference and nothing is dropped.
@@ -35,7 +36,7 @@ class LiveSession:
     ``on_message(text)`` for events worth a line (reconnects, the server's address).
     """
 
-    def __init__(self, source, engine, *, infer_size=None, output: str | os.PathLike | None = None,
+    def __init__(self, source, engine, *, infer_size=None, grid_period: int | None = None, output: str | os.PathLike | None = None,
                  overwrite: bool = False, serve: tuple[str, int] | None = None, window: bool = False,
                  overlay: bool = True, realtime: bool = False, retries: int = 3, retry_delay: float = 0.5,
                  crf: int = 20, preset: str = "veryfast", on_tick: Callable[[LiveStats], None] | None = None,
@@ -48,6 +49,7 @@ class LiveSession:
         self.reader: FrameReader = open_reader(source) if isinstance(source, (str, os.PathLike)) else source
         self.engine = engine
         self.infer_size_spec = infer_size
+        self.grid_period = grid_period
         self.overwrite, self.crf, self.preset = overwrite, crf, preset
         self.serve, self.window, self.overlay, self.realtime = serve, window, overlay, realtime
         self.retries, self.retry_delay = retries, retry_delay
@@ -123,7 +125,7 @@ class LiveSession:
                           else type(self.engine).__name__)
         try:
             width, height = reader.size
-            frames = FrameProcessor(self.engine, self.infer_size_spec)
+            frames = FrameProcessor(self.engine, self.infer_size_spec, grid_period=self.grid_period)
             stats.infer_size = frames.size_for(width, height)
             # The first call of an engine sets itself up (allocations, autotuning); not on a live frame's time.
             frames([np.zeros((height, width), np.uint8)])
