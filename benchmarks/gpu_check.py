@@ -115,7 +115,7 @@ def main(argv=None) -> int:
         import torch
 
         from ir2vis_stream.bench import speed_benchmark
-        from ir2vis_stream.demo import synthetic_thermal_clip
+        from ir2vis_stream.synthetic import synthetic_thermal_clip
 
         cuda = torch.cuda.is_available()
         report: dict = {"cuda": cuda, "device": torch.cuda.get_device_name(0) if cuda else "no CUDA device",

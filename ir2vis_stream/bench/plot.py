@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:  # the report is made by speed.py, which calls this module: no import at run time
-    from .speed import SpeedReport
+if TYPE_CHECKING:
+    from .speed_report import SpeedReport
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _BGR = {"decode": (180, 119, 31), "preprocess": (14, 127, 255), "inference": (44, 160, 44),

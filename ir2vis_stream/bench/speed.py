@@ -120,7 +120,7 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
     with tempfile.TemporaryDirectory(prefix="ir2vis-bench-") as tmpdir:
         tmp = Path(tmpdir)
         if input is None:
-            from ..demo import synthetic_thermal_clip
+            from ..synthetic import synthetic_thermal_clip
 
             clip = synthetic_thermal_clip(tmp / "generated_thermal.mp4", frames=frames, width=640, height=480)
         else:
