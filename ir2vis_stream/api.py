@@ -47,7 +47,7 @@ def load_engine(checkpoint=None, model: nn.Module | None = None, engine: str = "
         spec = infer_size if infer_size is not None else train_size
     else:
         spec = infer_size if infer_size is not None else "native"
-    period = grid_period(model) if grid_filter else None  # before the engine: it may convert the model
+    period = grid_period(model, grid_filter)
     return LoadedEngine(create_engine(engine, model, dev, precision, **engine_options), spec, period)
 
 
@@ -63,7 +63,8 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
     ``model`` (an nn.Module mapping (N,1,H,W) -> (N,3,H,W) in [-1, 1]) overrides ``checkpoint``;
     ``infer_size``: None (the checkpoint's training size), ``"native"``, or ``(W, H)``; ``temporal``: strength of
     the flow-guided temporal filter (``ir2vis_stream.temporal``; 0.6 is ``run --temporal``), None for none;
-    ``grid_filter``: take the up-sampling grid out of a model that leaves one (``ir2vis_stream.gridfilter``). Raises MediaError,
+    ``grid_filter``: take the up-sampling grid out of a model that leaves one (``ir2vis_stream.gridfilter``).
+    Raises MediaError,
     CheckpointError or DeviceError with a one-line message; never leaves a partial output behind.
     ``on_start(source_info, expected_frames)`` and ``on_tick(frames_done)`` feed a progress display; ``pipeline_hook``
     receives the Pipeline before it starts (for ``request_stop``).

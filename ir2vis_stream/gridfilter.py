@@ -20,10 +20,10 @@ subtract it again 8 and 16 pixels away (echoes), the median ignores it. Detail t
 grid's phase is kept, and a linear ramp leaves no estimate (step 1 takes it out whole). What goes with the
 artefact is real content that repeats at exactly the grid's period and phase over the neighbourhood. On
 held-out pairs the grid measure falls from 4.3 to about 1.1 (README "Pictures"). Cost: a box filter and
-two medians of 5, about 30 ms per frame at 344 x 256 on one CPU core (the model: 250-400 ms).
+two medians of 5, about 20 ms per frame at 344 x 256 on one CPU core (the model: 250-1000 ms there).
 
-Works on any float ``(N, C, H, W)`` batch at inference size, on any device; sides that are not a multiple of
-the period keep their last, partial period unfiltered. The model's own input is not needed.
+Works on any float ``(N, C, H, W)`` batch at inference size, on any device; the model's own input is not
+needed. Which models need it: ``grid_period`` (the model says).
 """
 
 from __future__ import annotations
@@ -34,48 +34,44 @@ import torch.nn.functional as F
 __all__ = ["grid_period", "remove_grid"]
 
 
-def grid_period(model) -> int | None:
-    """The period (inference pixels) of the grid that ``model``'s up-sampling leaves, or None where it leaves
-    none worth filtering: the paper's transposed convolutions between levels (``GeneratorConfig.up ==
-    "tconv"``) leave one of 2 ** (levels - 1); a resize + conv model, or any other module, none."""
-    config = getattr(model, "config", None)
-    if getattr(config, "up", None) != "tconv" or len(config.blocks) < 2:
-        return None
-    return 2 ** (len(config.blocks) - 1)
+def grid_period(model, enabled: bool = True) -> int | None:
+    """The period (inference pixels) of the grid to take out of ``model``'s output: its own ``grid_period``
+    (``MultiScaleGenerator``: 8 for the paper's transposed convolutions, None for resize + conv), None for a
+    module that declares none, or when not ``enabled`` (``--no-grid-filter``)."""
+    return getattr(model, "grid_period", None) if enabled else None
 
 
 def remove_grid(y: torch.Tensor, period: int = 8) -> torch.Tensor:
-    """``y`` (N, C, H, W) float less its part that repeats every ``period`` pixels (see the module docstring);
-    a new tensor of the same shape and dtype."""
+    """``y`` (N, C, H, W) float less its part that repeats every ``period`` pixels (see the module docstring),
+    in float32. Sides are extended (replicated) to whole periods for the filter and cropped back; an image
+    fewer than 3 periods high or wide, where a median of 5 periods cannot outvote the border, is returned as it is."""
     n, c, h, w = y.shape
-    rows, cols = h // period, w // period
-    if rows == 0 or cols == 0:
-        return y.clone()
-    x = y[..., : rows * period, : cols * period].float()
+    rows, cols = -(-h // period), -(-w // period)
+    if rows < 3 or cols < 3:
+        return y.float().clone()
+    x = F.pad(y.float(), (0, cols * period - w, 0, rows * period - h), mode="replicate")
     # 1. one period's mean holds no grid (at the borders, where the box reaches past the image, the first and last
-    # periods' ``high`` is not the image's: step 2 leaves them out)
+    # periods' ``high`` is not the image's: step 2 outvotes them)
     left, right = (period - 1) // 2, period // 2
-    low = F.avg_pool2d(F.pad(x, (left, right, left, right), mode="replicate"), period, stride=1)
-    high = x - low
+    high = x - F.avg_pool2d(F.pad(x, (left, right, left, right), mode="replicate"), period, stride=1)
     # 2. per phase: (N, C * p * p, rows, cols), each channel one phase's samples, then their local median
     phases = high.reshape(n, c, rows, period, cols, period).permute(0, 1, 3, 5, 2, 4)
+    del high
     local = _median5(_median5(phases.reshape(n, c * period**2, rows, cols), dim=3), dim=2)
     local = local.reshape(n, c, period * period, rows, cols)
     local = local - local.mean(dim=2, keepdim=True)  # the periodic part only: no phase-independent offset
     grid = local.reshape(n, c, period, period, rows, cols).permute(0, 1, 4, 2, 5, 3)
-    grid = grid.reshape(n, c, rows * period, cols * period)
-    # 3. the partial last period, if any, is left as it is
-    grid = F.pad(grid, (0, w - cols * period, 0, h - rows * period))
-    return (y.float() - grid).to(y.dtype)
+    # 3.
+    return (x - grid.reshape(n, c, rows * period, cols * period))[..., :h, :w]
 
 
 def _median5(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """The median of each 5 neighbours along ``dim`` (2 or 3 of an (N, C, H, W) tensor): six min/max of whole
-    tensors (a known network: the median of ``e`` and the two middle candidates of ``a``..``d``), not a sort.
-    Borders are mirrored without repeating the end sample, so the first period's median is that of itself and
-    two copies each of the next two: its own (unreliable) value is outvoted."""
+    """The median of each 5 neighbours along ``dim`` (2 or 3 of an (N, C, H, W) tensor, at least 3 long): six
+    min/max of whole tensors (a known network: the median of ``e`` and the two middle candidates of ``a``..``d``),
+    not a sort. Borders are mirrored without repeating the end sample, so the first period's median is that of
+    itself and two copies each of the next two: its own (unreliable) value is outvoted."""
     pad = (2, 2, 0, 0) if dim == 3 else (0, 0, 2, 2)
-    t = F.pad(t, pad, mode="reflect" if t.shape[dim] > 2 else "replicate")
+    t = F.pad(t, pad, mode="reflect")
     size = t.shape[dim] - 4
     a, b, c, d, e = (t.narrow(dim, i, size) for i in range(5))
     low = torch.maximum(torch.minimum(a, b), torch.minimum(c, d))

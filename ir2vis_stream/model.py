@@ -211,6 +211,13 @@ class GeneratorConfig:
         """Inputs whose sides are multiples of this need no padding."""
         return 2 ** (self.levels - 1)
 
+    @property
+    def grid_period(self) -> int | None:
+        """The period in pixels of the pattern that the up-sampling leaves in the output (``gridfilter``):
+        transposed convolutions between levels (``tconv``, ``tconv-bilinear`` once trained) repeat every
+        2 ** (levels - 1) pixels; None for ``resize-conv`` (grid measure 1.1-1.4, README "Pictures") and one level."""
+        return None if self.up == "resize-conv" or self.levels < 2 else self.size_multiple
+
 
 class MultiScaleGenerator(nn.Module):
     """The paper's coarse-to-fine generator; see the module docstring for the layer table."""
@@ -226,6 +233,7 @@ class MultiScaleGenerator(nn.Module):
         )
         self.in_channels = c.in_channels
         self.size_multiple = c.size_multiple
+        self.grid_period = c.grid_period
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, (h, w) = prepare_input(x, self.in_channels, self.size_multiple)

@@ -6,11 +6,13 @@
         "release, bilinear level images=ir2vis_stream/weights/default.pt,level_upsampling=bilinear" \
         "fine-tune on sharp data=runs/abl/sharp/last.pt"
 
-A variant is ``NAME=CHECKPOINT[,infer=S|WxH|native][,level_upsampling=nearest|bilinear][,temporal=A][,grid_filter=on|off]``: ``infer``
+A variant is ``NAME=CHECKPOINT[,infer=S|WxH|native][,level_upsampling=nearest|bilinear][,temporal=A]
+[,grid_filter=on|off]``: ``infer``
 runs it at short side S (or W x H, or the frame's own size) instead of its training size; ``level_upsampling``
 rebuilds it with that way of enlarging the level images (the weights do not change); ``temporal`` scores it
 with ``run --temporal A``'s filter; ``grid_filter`` (default ``on``, as ``run``) with or without ``run``'s grid filter
-(reports written before 2026-12-07's second session had none: their variants say ``grid_filter`` null). Every variant goes through
+(reports written before 2026-12-07's second session had none: their variants say ``grid_filter`` null). Every
+variant goes through
 ``bench quality`` (the library call): the held-out pairs of the data folders (every 10th pair; whole clips
 for names starting with ``--heldout-prefix``), then the registered video pair, each at the images' own size,
 with ONNX Runtime fp32 by default (the figures equal eager fp32's to within rounding, and it is about twice

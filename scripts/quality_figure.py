@@ -81,7 +81,7 @@ def main() -> int:
         for v in variants:
             ck = load_checkpoint(variant_checkpoint(v, Path(tmp)))
             spec = infer_size(v["infer"]) if v["infer"] else ck.train_size
-            period = grid_period(ck.model) if v["grid_filter"] == "on" else None
+            period = grid_period(ck.model, v["grid_filter"] == "on")
             engines.append(FrameProcessor(create_engine("torch", ck.model, torch.device("cpu"), "fp32"), spec,
                                           grid_period=period))
         picture = []

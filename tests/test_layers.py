@@ -14,6 +14,8 @@ FORBIDDEN = {
     "frames": {"media", "pipeline", "engines", "train", "bench", "live", "cli", "api"},
     "media": {"pipeline", "engines", "train", "bench", "live", "cli", "api"},
     "metrics": {"media", "pipeline", "engines", "train", "bench", "live", "cli", "api"},
+    "gridfilter": {"model", "frames", "media", "pipeline", "engines", "train", "bench", "live", "cli", "api",
+                   "metrics", "temporal"},
     "flow": {"model", "media", "pipeline", "engines", "train", "bench", "live", "cli", "api", "metrics", "temporal"},
     "temporal": {"model", "media", "pipeline", "engines", "train", "bench", "live", "cli", "api", "metrics"},
     "pipeline": {"train", "bench", "live", "cli", "api", "demo"},

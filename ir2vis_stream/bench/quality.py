@@ -154,8 +154,9 @@ class _Evaluator:
         self.models = []
         for name, ck in zip(names, checkpoints):
             spec = infer_size if infer_size is not None else ck.train_size
+            period = grid_period(ck.model, grid_filter)
             frames = FrameProcessor(create_engine(engine, ck.model, self.device, precision), spec, temporal=temporal,
-                                    grid_period=grid_period(ck.model) if grid_filter else None)
+                                    grid_period=period)
             self.models.append((name, frames, spec, str(ck.path)))
         try:
             self.lpips = LPIPSMetric(lpips_net, self.device, random_backbone=lpips_random_backbone)
@@ -374,8 +375,8 @@ def _reference_size(path: Path) -> tuple[int, int]:
 
 
 def quality_on_video(video, reference, checkpoints=None, *, max_frames: int | None = None, infer_size=None,
-                     temporal: float | None = None, grid_filter: bool = True, engine: str = "torch", device: str = "auto",
-                     precision: str = "fp32", lpips_net: str = "alex",
+                     temporal: float | None = None, grid_filter: bool = True, engine: str = "torch",
+                     device: str = "auto", precision: str = "fp32", lpips_net: str = "alex",
                      lpips_random_backbone: bool = False, csv_path=None, json_path=None,
                      on_start: Callable[[int], None] | None = None,
                      on_tick: Callable[[int], None] | None = None) -> QualityReport:

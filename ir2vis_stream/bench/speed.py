@@ -113,7 +113,7 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
         model, size_spec, model_name = speed_model(checkpoint)
     if infer_size is not None:
         size_spec = infer_size
-    period = grid_period(model) if grid_filter else None
+    period = grid_period(model, grid_filter)
 
     load = load_average()  # before our own work raises it
 
@@ -146,7 +146,7 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
         report = SpeedReport(input=str(input) if input is not None else f"generated clip, {info.width}x{info.height}",
                              input_size=(info.width, info.height), infer_size=size, frames=n, model=model_name,
                              device=str(dev), machine=machine_description(dev), date=now_iso(), crf=crf, preset=preset,
-                             naive=None, load_average=load, cold_cache=cold)
+                             naive=None, load_average=load, cold_cache=cold, grid_period=period)
         # Before any engine touches the model (engines may convert it in place, e.g. to channels_last).
         if naive:
             report.naive = naive_loop(clip, model, dev, size, n, tmp, on_frame=lambda: tick(1))
@@ -159,7 +159,7 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
         for name in engines:
             for batch in batch_sizes:  # an engine per batch size: TensorRT plans are built for one batch
                 engine, startup, full_speed, warm = timed_start(name, model, dev, precision, raws, size, batch, log,
-                                                                cold)
+                                                                cold, period)
                 stage_fps, outputs = process_stages(engine, raws, size, batch, on_batch=tick, grid_period=period)
                 if encode_fps is None:  # the encoder's cost depends on the frames, not on the engine
                     encode_fps = encode_frames(outputs, pts, info, crf, preset, tmp)
@@ -176,7 +176,8 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
                     if on_tick is not None:
                         on_tick(base + frames_done)
 
-                result = end_to_end(engine, clip, size, batch, n, crf, preset, tmp, on_tick=tick_run, grid_period=period)
+                result = end_to_end(engine, clip, size, batch, n, crf, preset, tmp, on_tick=tick_run,
+                                    grid_period=period)
                 tick(result.frames)
                 peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
                 report.rows.append(SpeedRow(

@@ -69,6 +69,7 @@ class SpeedReport:
     naive: NaiveResult | None
     load_average: float | None = None  # 1-minute load average when the benchmark started
     cold_cache: bool = False  # whether each engine's first start found an empty cache
+    grid_period: int | None = None  # the grid filter in the frame path (as run has it; not in the naive loop)
     rows: list[SpeedRow] = field(default_factory=list)
 
     def to_dict(self) -> dict:

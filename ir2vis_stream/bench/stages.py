@@ -45,27 +45,29 @@ def decode_frames(source: VideoSource, frames: int) -> tuple[float, list[np.ndar
 
 
 def start_engine(name: str, model: nn.Module, device: torch.device, precision: str, raws: list[np.ndarray],
-                 size: tuple[int, int], batch_size: int, log: Callable[[str], None]):
-    """Build engine ``name`` for this batch and size and run one batch: (engine, seconds it took)."""
+                 size: tuple[int, int], batch_size: int, log: Callable[[str], None], grid_period: int | None = None):
+    """Build engine ``name`` for this batch and size and run one batch through the frame path (with the grid
+    filter of ``grid_period``): (engine, seconds it took)."""
     t = time.perf_counter()
     engine = create_engine(name, model, device, precision, batch=batch_size, infer_hw=(size[1], size[0]), log=log)
     # first call: compilation, kernel selection, allocator growth, lazy initialisation
-    FrameProcessor(engine, size)([to_gray8(r) for r in raws[:batch_size]])
+    FrameProcessor(engine, size, grid_period=grid_period)([to_gray8(r) for r in raws[:batch_size]])
     _sync(device)
     return engine, time.perf_counter() - t
 
 
 def timed_start(name: str, model: nn.Module, device: torch.device, precision: str, raws: list[np.ndarray],
-                size: tuple[int, int], batch_size: int, log: Callable[[str], None], cold: bool):
+                size: tuple[int, int], batch_size: int, log: Callable[[str], None], cold: bool,
+                grid_period: int | None = None):
     """(engine at full speed, startup s, full-speed s, warm startup s): ``start_engine`` (on an empty cache
     when ``cold``), then waiting for a compiled engine's package, then a second start on the filled cache."""
     t = time.perf_counter()
     with _cache_at(tempfile.mkdtemp(prefix="ir2vis-cold-cache-") if cold else None) as filled:
-        engine, startup = start_engine(name, model, device, precision, raws, size, batch_size, log)
+        engine, startup = start_engine(name, model, device, precision, raws, size, batch_size, log, grid_period)
         if hasattr(engine, "wait_ready"):
             engine.wait_ready()
         full_speed = time.perf_counter() - t
-        _, warm = start_engine(name, model, device, precision, raws, size, batch_size, log)
+        _, warm = start_engine(name, model, device, precision, raws, size, batch_size, log, grid_period)
     if filled is not None:
         import shutil
 
@@ -104,8 +106,9 @@ def process_stages(engine, raws: list[np.ndarray], size: tuple[int, int], batch_
                    grid_period: int | None = None) -> tuple[dict[str, float], list[np.ndarray]]:
     """The ``FrameProcessor``'s three steps timed apart, batch by batch, on a warm engine: (fps per stage,
     full-size RGB outputs). preprocess: grey + resize to the inference size; inference: upload, engine,
-    download (and the grid filter, ``grid_period``, as ``run`` has it); postprocess: resize back. On a GPU (``FrameProcessor.on_device``) the resizes run there, inside
-    inference, and pre/postprocess are the host's share: grey, and handing the frame on."""
+    download (and the grid filter, ``grid_period``, as ``run`` has it); postprocess: resize back. On a GPU
+    (``FrameProcessor.on_device``) the resizes run there, inside inference, and pre/postprocess are the host's
+    share: grey, and handing the frame on."""
     frames = FrameProcessor(engine, size, grid_period=grid_period)
     stretch = Percentile16To8()  # temporal, as the pipeline's decode stage uses it
     spent = dict.fromkeys(("preprocess", "inference", "postprocess"), 0.0)

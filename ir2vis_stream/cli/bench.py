@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .app import main
-from .options import parse_size, split_list, write_report, bench_errors
+from .options import bench_errors, grid_filter_option, parse_size, split_list, write_report
 from ..engines import ENGINES
 
 
@@ -29,6 +29,7 @@ def bench_group():
 @click.option("--infer-size", default=None, help="WxH, or 'native' [default: the checkpoint's training size].")
 @click.option("--crf", default=18, show_default=True, help="x264 quality, as in run.")
 @click.option("--preset", default="veryfast", show_default=True, help="x264 speed preset, as in run.")
+@grid_filter_option
 @click.option("--no-naive", is_flag=True, help="Skip the naive OpenCV loop baseline.")
 @click.option("--cold", is_flag=True, help="Start each engine on an empty cache, as on a new machine.")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Write the full report as JSON.")
@@ -36,7 +37,7 @@ def bench_group():
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or table.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show engine build messages and which files were written.")
 def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, precision, infer_size, crf, preset,
-                    no_naive, cold, json_path, plot_path, quiet, verbose):
+                    grid_filter, no_naive, cold, json_path, plot_path, quiet, verbose):
     """Frames/s of each stage and end to end, latency p50/p95/p99, peak GPU memory, against a naive loop.
 
     INPUT is a video file; without it a 640x480 thermal-looking clip is generated.
@@ -51,7 +52,8 @@ def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, pre
         report = speed_benchmark(input, checkpoint=checkpoint, engines=split_list(engines), batch_sizes=sizes,
                                  frames=frames, device=device, precision=precision,
                                  infer_size=parse_size(infer_size, allow_native=True), crf=crf, preset=preset,
-                                 naive=not no_naive, cold=cold, json_path=json_path, plot_path=plot_path,
+                                 naive=not no_naive, cold=cold, grid_filter=grid_filter, json_path=json_path,
+                                 plot_path=plot_path,
                                  on_start=lambda total: progress.start(None, total), on_tick=progress.update,
                                  log=(lambda message: click.echo(message, err=True)) if verbose else None)
     write_report(speed_table(report), quiet, verbose, JSON=json_path, plot=plot_path)
@@ -73,8 +75,7 @@ def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, pre
               help="LPIPS trunk network.")
 @click.option("--temporal", type=click.FloatRange(0, 1, max_open=True), default=None, is_flag=False, flag_value=0.6,
               metavar="[STRENGTH]", help="Score with run --temporal's filter on (sequences and videos).")
-@click.option("--grid-filter/--no-grid-filter", default=True, show_default=True,
-              help="Score with run's grid filter (models whose up-sampling leaves a grid).")
+@grid_filter_option
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Video pairs: compare the first N frames.")
 @click.option("--engine", default="torch", show_default=True,
               help="Inference backend; eager torch by default: compiled engines would recompile for every image size.")

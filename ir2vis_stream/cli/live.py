@@ -7,7 +7,7 @@ import sys
 import click
 
 from .app import main
-from .options import parse_size, engine_options
+from .options import engine_options, grid_filter_option, parse_size
 
 
 @main.command("live")
@@ -25,8 +25,7 @@ from .options import parse_size, engine_options
 @click.option("-c", "--checkpoint", type=click.Path(), default=None, help="Generator checkpoint [default: bundled model].")
 @engine_options
 @click.option("--infer-size", default=None, help="WxH, or 'native' [default: the checkpoint's training size].")
-@click.option("--grid-filter/--no-grid-filter", default=True, show_default=True,
-              help="Take the model's 8-pixel up-sampling grid out of its output (models that leave one).")
+@grid_filter_option
 @click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
               help="Reconnect attempts when a camera or stream stops delivering.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after this many seconds.")
@@ -57,8 +56,8 @@ def live_cmd(source, output, serve, no_window, no_overlay, realtime, checkpoint,
         eng, size_spec, period = load_engine(checkpoint, engine=engine, device=device, precision=precision,
                                              infer_size=parse_size(infer_size, allow_native=True),
                                              grid_filter=grid_filter, rebuild=rebuild)
-        session = LiveSession(source, eng, infer_size=size_spec, grid_period=period, output=output, overwrite=overwrite, serve=address,
-                              window=window, overlay=not no_overlay, realtime=realtime, retries=retries,
+        session = LiveSession(source, eng, infer_size=size_spec, grid_period=period, output=output,
+                              overwrite=overwrite, serve=address, window=window, overlay=not no_overlay, realtime=realtime, retries=retries,
                               on_tick=None if quiet else (lambda stats: say(stats.readout())), on_message=say)
         stats = session.run(max_seconds=duration, max_frames=max_frames)
     except KeyboardInterrupt:

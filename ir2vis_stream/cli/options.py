@@ -40,6 +40,13 @@ def engine_options(f):
     return f
 
 
+def grid_filter_option(f):
+    """``--grid-filter/--no-grid-filter``, for every command that colourises frames (``gridfilter.py``)."""
+    return click.option("--grid-filter/--no-grid-filter", default=True, show_default=True,
+                        help="Take the model's up-sampling grid (8 pixels) out of its output, for models that "
+                             "leave one.")(f)
+
+
 def split_list(values, convert=str, option: str = "") -> list:
     """Repeated options, each possibly comma-separated (``-b 1,4 -b 8``), as one flat list."""
     try:

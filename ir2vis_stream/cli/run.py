@@ -7,7 +7,7 @@ import sys
 import click
 
 from .app import main
-from .options import parse_size, engine_options
+from .options import engine_options, grid_filter_option, parse_size
 
 
 @main.command("run")
@@ -26,8 +26,7 @@ from .options import parse_size, engine_options
               flag_value=0.6, metavar="[STRENGTH]",
               help="Steadier colour: blend each frame with the last, carried along the IR's optical flow "
                    "(STRENGTH 0-1, default 0.6 when given without a value).")
-@click.option("--grid-filter/--no-grid-filter", default=True, show_default=True,
-              help="Take the model's 8-pixel up-sampling grid out of its output (models that leave one).")
+@grid_filter_option
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames (a preview).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")

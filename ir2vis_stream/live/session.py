@@ -36,7 +36,8 @@ class LiveSession:
     ``on_message(text)`` for events worth a line (reconnects, the server's address).
     """
 
-    def __init__(self, source, engine, *, infer_size=None, grid_period: int | None = None, output: str | os.PathLike | None = None,
+    def __init__(self, source, engine, *, infer_size=None, grid_period: int | None = None,
+                 output: str | os.PathLike | None = None,
                  overwrite: bool = False, serve: tuple[str, int] | None = None, window: bool = False,
                  overlay: bool = True, realtime: bool = False, retries: int = 3, retry_delay: float = 0.5,
                  crf: int = 20, preset: str = "veryfast", on_tick: Callable[[LiveStats], None] | None = None,
