@@ -23,7 +23,10 @@ Conventions (those of the paper's table and of scikit-image):
   gradients (``[1, 0, -1] / 3`` over 3 rows), magnitudes m_r, m_d, similarity map
   ``(2 m_r m_d + 170) / (m_r^2 + m_d^2 + 170)``, GMSD = its standard deviation (population). Unlike the
   authors' MATLAB code, borders are padded by replication, not zeros, so a flat image has no gradient at its
-  edges (on a 640x480 image the two agree to within a few thousandths).
+  edges (on a 640x480 image the two agree to within a few thousandths). Its blind spot: it compares gradient
+  magnitudes only, so texture added where the reference has texture raises the similarity whatever it is; a
+  random 8-pixel tile added to a soft output lowered GMSD as much as the model's own grid did (README
+  "Pictures", the grid filter). Read it beside the grid measure and the picture.
 - Grid (checkerboard) measure, ``grid_energy``: a generator that enlarges images 2x three times (levels at
   1/8, 1/4, 1/2 of its inference size W x H) leaves artefacts periodic in 8 inference pixels; in the DFT of
   the output (at whatever size it was resized to) they sit exactly at the bins (a W/8, b H/8). The measure
