@@ -3,8 +3,8 @@
 On the host (the CPU, and any device with ``on_device=False``):
 
     prepare                       submit / infer                      finish
-    grey (H, W) ─resize─▶ (h, w) ─stack, [-1, 1], engine, uint8─▶ (h, w, 3) ─grid filter, temporal, resize back,─▶ frame
-                                                                   side-by-side, to the sink's YUV (swscale)
+    grey (H, W) ─resize─▶ (h, w) ─stack, [-1, 1], engine, grid filter, uint8─▶ (h, w, 3) ─temporal, resize back,─▶ frame
+                                                                                 side-by-side, the sink's YUV (swscale)
 
 On a GPU (``on_device``, the default on CUDA without the temporal filter), everything between the upload and
 the download runs there, and the CPU only stacks frames into a page-locked buffer and wraps the result:
@@ -25,8 +25,7 @@ ever called from ``submit``; ``infer`` is ``submit(...).result()``, and calling 
 steps on one batch.
 
 The grid filter (``gridfilter.py``, ``grid_period``) takes the up-sampling grid out of the engine's output at
-inference size, where it is periodic; None leaves the output as the engine made it. On the host it runs in
-``finish``, which the pipeline calls from its encode thread, so it costs the busy inference thread nothing.
+inference size, where it is periodic; None leaves the output as the engine made it.
 
 Frame sizes: each input size gets its inference size once (``size_for``); stills of mixed sizes each keep
 their own. The temporal filter (``temporal.py``), when on, runs in ``finish`` at inference size on the host
@@ -187,8 +186,6 @@ class FrameProcessor:
             if self.output is None:
                 return out
             return self.output.frame_from_i420(out) if self.output.i420 else self.output.frame_from_rgb(out)
-        if self.grid_period is not None:
-            out = _without_grid(out, self.grid_period)
         if self.temporal is not None:
             out = self.temporal(frame.small, out)
         width, height = frame.size
@@ -204,11 +201,16 @@ class FrameProcessor:
         prepared = [self.prepare(g) for g in grays]
         return [self.finish(p, out) for p, out in zip(prepared, self.infer([p.small for p in prepared]))]
 
+    def _colourise(self, x: torch.Tensor) -> torch.Tensor:
+        """The engine on a (N, 1, h, w) batch in [-1, 1], then the grid filter when on."""
+        y = self.engine(x)
+        return y if self.grid_period is None else remove_grid(y, self.grid_period)
+
     # ---- on the host -------------------------------------------------------------------------------------------
     @torch.inference_mode()
     def _infer_on_host(self, smalls: list[np.ndarray]) -> np.ndarray:
         host = torch.from_numpy(np.stack(smalls))
-        y = self.engine(gray8_to_model(host.to(self.device)))
+        y = self._colourise(gray8_to_model(host.to(self.device)))
         return model_to_rgb8(y).contiguous().cpu().numpy()  # (N, h, w, 3) in memory order: no strided view handed on
 
     # ---- on the engine's device ----------------------------------------------------------------------------------
@@ -257,9 +259,7 @@ class FrameProcessor:
         """(N, H, W) uint8 on the device -> (N, H, W', 3) RGB or (N, 3H/2, W') I420 uint8, all on the device."""
         w, h = self.size_for(width, height)
         x = _resize(grey.unsqueeze(1).float(), h, w).round_()
-        y = self.engine(x.div_(127.5).sub_(1.0))
-        if self.grid_period is not None:
-            y = remove_grid(y, self.grid_period)
+        y = self._colourise(x.div_(127.5).sub_(1.0))
         rgb = y.float().add(1.0).mul_(127.5).round_().clamp_(0, 255)  # the host path's uint8 at inference size
         rgb = _resize(rgb, height, width).round_().clamp_(0, 255)
         if self.side_by_side:
@@ -267,12 +267,6 @@ class FrameProcessor:
         if self.output is not None and self.output.i420:
             return rgb_to_i420(rgb, self.output.standard)
         return rgb.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-
-
-def _without_grid(rgb: np.ndarray, period: int) -> np.ndarray:
-    """``remove_grid`` on one (h, w, 3) uint8 image, rounded back to uint8."""
-    y = remove_grid(torch.from_numpy(rgb).permute(2, 0, 1)[None].float(), period)
-    return y[0].round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
 def _resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -142,19 +142,17 @@ def test_every_command_that_colourises_filters_unless_told_not_to(command, tmp_p
     run): with the filter for a transposed-conv model, and without it after --no-grid-filter."""
     import ir2vis_stream.processor as processor
 
-    calls, engine_frames = [], []  # frames filtered (with their period), frames through the engine
-    monkeypatch.setattr(processor, "remove_grid",
-                        lambda y, period: calls.extend([period] * len(y)) or remove_grid(y, period))
-    infer = processor.FrameProcessor._infer_on_host
-    monkeypatch.setattr(processor.FrameProcessor, "_infer_on_host",
-                        lambda self, smalls: engine_frames.extend(smalls) or infer(self, smalls))
+    calls, batches = [], []  # filter calls, engine calls through the frame path
+    monkeypatch.setattr(processor, "remove_grid", lambda y, period: calls.append(period) or remove_grid(y, period))
+    colourise = processor.FrameProcessor._colourise
+    monkeypatch.setattr(processor.FrameProcessor, "_colourise", lambda self, x: batches.append(1) or colourise(self, x))
     clip = make_video(tmp_path / "in.mp4", frames=4, width=64, height=48)
     args = {"live": ["live", "--source", clip, "--no-window", "-o", tmp_path / "rec.mp4", "--max-frames", "3"],
             "bench speed": ["bench", "speed", clip, "-b", "2", "--frames", "4", "--no-naive", "-q"],
             "bench quality": ["bench", "quality", "--data", make_pairs(tmp_path / "pairs", n=2), "-q"]}[command]
     args = [str(a) for a in args] + ["-c", str(tiny_checkpoint), "--engine", "torch", "--precision", "fp32"]
     for flag, on in (([], True), (["--no-grid-filter"], False)):
-        calls.clear(), engine_frames.clear()
+        calls.clear(), batches.clear()
         result = CliRunner().invoke(main, args + flag + (["--overwrite"] if command == "live" else []))
         assert result.exit_code == 0, result.output
-        assert engine_frames and calls == ([8] * len(engine_frames) if on else [])  # every frame of every stage
+        assert batches and calls == ([8] * len(batches) if on else [])  # every batch of every stage, or none
