@@ -3,15 +3,15 @@
 On the host (the CPU, and any device with ``on_device=False``):
 
     prepare                       submit / infer                      finish
-    grey (H, W) ─resize─▶ (h, w) ─stack, [-1, 1], engine, grid filter, uint8─▶ (h, w, 3) ─temporal, resize back,─▶ frame
-                                                                                 side-by-side, the sink's YUV (swscale)
+    grey (H, W) ─resize─▶ (h, w) ─stack, [-1, 1], engine, grid filter, uint8─▶ (h, w, 3) ─temporal,─▶ frame
+                                                           resize back, side-by-side, the sink's YUV (swscale)
 
 On a GPU (``on_device``, the default on CUDA without the temporal filter), everything between the upload and
 the download runs there, and the CPU only stacks frames into a page-locked buffer and wraps the result:
 
     prepare          submit                                                                    finish
-    grey (H, W) ─▶ pinned ring slot ─upload (copy stream)─▶ resize, [-1, 1], engine, grid filter, uint8, resize back,
-                   side-by-side, RGB -> I420 with the sink's standard ─download (copy stream)─▶ pinned ─▶ frame
+    grey (H, W) ─▶ pinned ring slot ─upload (copy stream)─▶ resize, [-1, 1], engine, grid filter, uint8,
+                   resize back, side-by-side, RGB -> I420 with the sink's standard ─download (copy stream)─▶ pinned ─▶ frame
 
 ``submit`` starts one engine call and returns a ``Batch``; ``Batch.result()`` waits for it. On a GPU the caller
 keeps ``in_flight`` batches going (the pipeline's inference thread submits batch k+1 before it waits for k), so

@@ -57,7 +57,8 @@ def live_cmd(source, output, serve, no_window, no_overlay, realtime, checkpoint,
                                              infer_size=parse_size(infer_size, allow_native=True),
                                              grid_filter=grid_filter, rebuild=rebuild)
         session = LiveSession(source, eng, infer_size=size_spec, grid_period=period, output=output,
-                              overwrite=overwrite, serve=address, window=window, overlay=not no_overlay, realtime=realtime, retries=retries,
+                              overwrite=overwrite, serve=address, window=window, overlay=not no_overlay,
+                              realtime=realtime, retries=retries,
                               on_tick=None if quiet else (lambda stats: say(stats.readout())), on_message=say)
         stats = session.run(max_seconds=duration, max_frames=max_frames)
     except KeyboardInterrupt:
