@@ -17,7 +17,7 @@ exported at one static shape, to tell what the package's dynamic shapes cost.
 
 The floor: the default generator is 64-channel 3x3 convolutions plus element-wise work (instance norm,
 sine), so its fastest possible time is its FLOPs divided by the rate this device reaches on such a
-convolution (measured here, at the fast precision: bf16 on CPU, fp16 on CUDA), and, for eager execution on
+convolution (measured here, at the fast precision: fp16 on CUDA, bf16 on a CPU with native bf16, else fp32), and, for eager execution on
 a GPU, its activation traffic divided by the memory bandwidth (every layer reads its input and writes its
 output; measured with a device copy). ``floor_x`` is a path's time per frame over the compute floor.
 
@@ -44,7 +44,7 @@ from torch import nn
 from ir2vis_stream.checkpoint import default_checkpoint_path, load_checkpoint
 from ir2vis_stream.engines import create_engine
 from ir2vis_stream.engines import EngineUnavailable
-from ir2vis_stream.hardware import reuse_freed_memory
+from ir2vis_stream.hardware import cpu_has_fast_bf16, reuse_freed_memory
 from ir2vis_stream.model import build_generator, count_flops
 
 CPU_PATHS = "torch:fp32,torch:bf16,compile:bf16,onnxruntime:fp32"
@@ -211,7 +211,9 @@ def main(argv=None) -> int:
     paths = ["torch:fp32"] + [p for p in args.paths.split(",") if p and p != "torch:fp32"]
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
-    fast = torch.float16 if device.type == "cuda" else torch.bfloat16
+    # the floor is set by the fastest precision the device runs natively: emulated bf16 (a CPU without
+    # AMX/AVX512-BF16) is slower than fp32, so there the floor is fp32's
+    fast = torch.float16 if device.type == "cuda" else torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
     peak = conv_peak(device, fast, args.seconds)
     bandwidth = copy_bandwidth(device, args.seconds)
     print(f"device {device}: 64->64 3x3 conv at {str(fast).split('.')[-1]} {peak / 1e12:.2f} TFLOP/s, "
