@@ -93,7 +93,7 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
 
 
 # glibc's mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 
 
 @functools.cache
@@ -106,7 +106,17 @@ def reuse_freed_memory(threshold: int = 1 << 30) -> bool:
     CPU frees and reallocates activations of tens of MiB hundreds of times per frame: measured here at
     344x256 batch 4, eager bf16, 2.7 M page faults in 12 frames, and the kernel's share of the CPU time 7.6 of
     26 s; with this, 0.07 M faults and 0.2 s (``ru_stime``). The price is memory: the heap keeps its peak
-    (+0.4 GiB there). The command line (``cli``, ``make demo``) calls it; a library user opts in."""
+    (+0.4 GiB there).
+
+    It also makes every thread allocate from the one main heap (``M_ARENA_MAX`` 1). glibc gives each new thread
+    an arena of its own, and such an arena serves no block over 64 MiB from its heap: those are mapped and
+    unmapped at every call whatever the threshold. The pipeline's inference thread (and the compile engine's
+    own thread) allocate activations of 80-340 MiB at 640x512: measured with ``benchmarks/engine_speed.py
+    --paths static-compile:fp32,compile:fp32 --sizes 640x512 --batches 4 --rounds 3`` on 2 AVX2 cores, the
+    compiled package on its thread ran at 1.62x the time of the same graph on the main thread (6.7 M page
+    faults); with one arena, 1.03x (3.7 M faults, most of them the eager baseline's first calls).
+    Must run before the process starts threads that allocate (glibc fixes the arena limit at the first
+    thread's first allocation); the command line (``cli``, ``make demo``) calls it first; a library user opts in."""
     import ctypes
     import sys
 
@@ -118,4 +128,5 @@ def reuse_freed_memory(threshold: int = 1 << 30) -> bool:
     except (OSError, AttributeError):  # musl, or no glibc
         return False
     trim = min(2 * threshold, 2**31 - 1)  # an int in C: ctypes would wrap a larger one to a negative
-    return bool(mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim))
+    return all([bool(mallopt(_M_MMAP_THRESHOLD, threshold)), bool(mallopt(_M_TRIM_THRESHOLD, trim)),
+                bool(mallopt(_M_ARENA_MAX, 1))])
