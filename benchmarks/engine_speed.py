@@ -154,6 +154,11 @@ def conv_peak(device: torch.device, dtype: torch.dtype, seconds: float) -> float
     return rate * 2 * 64 * 64 * 9 * n * hw * hw
 
 
+# seconds of the floor's convolution timed in each round of --rounds: on the shared VM the rate measured once at
+# the start moved 0.11-0.17 TFLOP/s from one run to the next (fp32, 2026-12-07), as the paths' speeds do
+ROUND_PEAK_SECONDS = 1.0
+
+
 def copy_bandwidth(device: torch.device, seconds: float) -> float:
     """Bytes per second moved (read + write) by a large device-to-device copy."""
     numel = (256 if device.type == "cuda" else 32) * 2**20
@@ -220,7 +225,7 @@ def main(argv=None) -> int:
           f"copy {bandwidth / 1e9:.0f} GB/s; model: {model_desc}", flush=True)
 
     ticks = cpu_ticks()
-    rows = (interleaved(paths, model, device, sizes, batches, args.rounds, peak, bandwidth) if args.rounds
+    rows = (interleaved(paths, model, device, sizes, batches, args.rounds, peak, bandwidth, fast) if args.rounds
             else one_after_another(paths, model, device, sizes, batches, args.seconds, peak, bandwidth))
     report = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
               else f"cpu, {torch.get_num_threads()} threads", "torch": torch.__version__,
@@ -248,13 +253,16 @@ def frame_work(model: nn.Module, w: int, h: int) -> tuple[int, int]:
     return count_flops(model, h, w), activation_bytes(model, (w, h), 2)
 
 
-def _row(name_prec, engine, model, w, h, b, ms_per_frame, ready, startup, peak, bandwidth, rows) -> dict:
+def _row(name_prec, engine, model, w, h, b, ms_per_frame, ready, startup, peak, bandwidth, rows,
+         floor_x: float | None = None) -> dict:
+    """One path's figures; ``floor_x`` (time over the compute floor) is worked out from ``peak`` unless given."""
     flops, traffic = frame_work(model, w, h)
     floor_s = flops / peak
     row = {"path": name_prec, "available": True, "size": f"{w}x{h}", "batch": b, "fps": 1000 / ms_per_frame,
            "ms_per_frame": ms_per_frame, "ready_s": ready, "startup_s": startup,
            "gflop_per_frame": flops / 1e9, "compute_floor_ms": floor_s * 1000,
-           "traffic_floor_ms": traffic / bandwidth * 1000, "floor_x": ms_per_frame / 1000 / floor_s}
+           "traffic_floor_ms": traffic / bandwidth * 1000,
+           "floor_x": floor_x if floor_x is not None else ms_per_frame / 1000 / floor_s}
     base = next((r for r in rows if r.get("path") == "torch:fp32" and r.get("size") == row["size"]
                  and r.get("batch") == b), None)
     row["vs_eager_fp32"] = row["fps"] / base["fps"] if base else None
@@ -279,10 +287,12 @@ def _built(paths, model, device):
         yield name_prec, engine, ready
 
 
-def interleaved(paths, model, device, sizes, batches, rounds, peak, bandwidth) -> list[dict]:
+def interleaved(paths, model, device, sizes, batches, rounds, peak, bandwidth, dtype) -> list[dict]:
     """Every path built first; then per size and batch one warm-up call each, and ``rounds`` rounds of one
-    timed call per path in turn: drift in the machine's speed falls on every path alike. The row's
-    ``ms_per_frame`` is the median of its rounds, ``ms_rounds`` all of them."""
+    timed call per path in turn, then the floor's convolution: drift in the machine's speed falls on every
+    path and on the floor alike. The row's ``ms_per_frame`` is the median of its rounds, ``ms_rounds`` all of
+    them; its ``floor_x`` is the median of each round's time over that round's floor (``peak_rounds``: the
+    convolution's FLOP/s in each round), and ``compute_floor_ms`` the floor at the median of those rates."""
     rows, engines = [], []
     for name_prec, engine, ready in _built(paths, model, device):
         if engine is None:
@@ -298,6 +308,7 @@ def interleaved(paths, model, device, sizes, batches, rounds, peak, bandwidth) -
                 engine(x)
                 sync(device)
                 startup[name] = time.perf_counter() - t0
+            peaks = []
             for _ in range(rounds):
                 for name, engine, _ in engines:
                     sync(device)
@@ -305,10 +316,14 @@ def interleaved(paths, model, device, sizes, batches, rounds, peak, bandwidth) -
                     engine(x)
                     sync(device)
                     times[name].append((time.perf_counter() - t0) * 1000 / b)
+                peaks.append(conv_peak(device, dtype, ROUND_PEAK_SECONDS))
+            flops, _ = frame_work(model, w, h)
             for name, engine, ready in engines:
+                floor_x = statistics.median(t / 1000 / (flops / p) for t, p in zip(times[name], peaks))
                 row = _row(name, engine, model, w, h, b, statistics.median(times[name]), ready, startup[name],
-                           peak, bandwidth, rows)
+                           statistics.median(peaks), bandwidth, rows, floor_x)
                 row["ms_rounds"] = [round(t, 1) for t in times[name]]
+                row["peak_rounds"] = [round(p / 1e9) * 1e9 for p in peaks]
                 rows.append(row)
     return rows
 
