@@ -322,7 +322,7 @@ def interleaved(paths, model, device, sizes, batches, rounds, peak, bandwidth, d
                 floor_x = statistics.median(t / 1000 / (flops / p) for t, p in zip(times[name], peaks))
                 row = _row(name, engine, model, w, h, b, statistics.median(times[name]), ready, startup[name],
                            statistics.median(peaks), bandwidth, rows, floor_x)
-                row["ms_rounds"] = [round(t, 1) for t in times[name]]
+                row["ms_rounds"] = [round(t, 3) for t in times[name]]
                 row["peak_rounds"] = [round(p / 1e9) * 1e9 for p in peaks]
                 rows.append(row)
     return rows

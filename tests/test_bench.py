@@ -476,6 +476,8 @@ def test_engine_speed_interleaved_rounds_report_each_paths_median(tmp_path, tiny
         "engine_speed", Path(__file__).resolve().parents[1] / "benchmarks" / "engine_speed.py")
     engine_speed = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(engine_speed)
+    rates = iter([1e15] + [1e11 * k for k in range(1, 7)])  # the run's first measure, then one per round
+    engine_speed.conv_peak = lambda device, dtype, seconds: next(rates)
     out = tmp_path / "speed.json"
     assert engine_speed.main(["--paths", "torch:bf16,nope:fp32", "--sizes", "16x16", "--batches", "1,2", "--rounds",
                               "3", "--seconds", "0.02", "--checkpoint", str(tiny_checkpoint), "--json", str(out)]) == 0
@@ -486,6 +488,11 @@ def test_engine_speed_interleaved_rounds_report_each_paths_median(tmp_path, tiny
     assert [r["path"] for r in report["rows"] if not r["available"]] == ["nope:fp32"]
     for r in rows:
         assert len(r["ms_rounds"]) == 3 and r["ms_per_frame"] == pytest.approx(statistics.median(r["ms_rounds"]), abs=0.06)
+    for r in rows:  # over the floor of its own round, not of the run's first measure
+        peaks = [1e11, 2e11, 3e11] if r["batch"] == 1 else [4e11, 5e11, 6e11]
+        assert r["peak_rounds"] == peaks
+        per_round = [t / 1000 / (r["gflop_per_frame"] * 1e9 / p) for t, p in zip(r["ms_rounds"], peaks)]
+        assert r["floor_x"] == pytest.approx(statistics.median(per_round), rel=0.05)
     fp32 = rows[2]
     assert rows[3]["vs_eager_fp32"] == pytest.approx(fp32["ms_per_frame"] / rows[3]["ms_per_frame"])
     assert report["rounds"] == 3 and (report["cpu_steal_share"] is None or 0 <= report["cpu_steal_share"] <= 1)
