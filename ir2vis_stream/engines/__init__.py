@@ -18,8 +18,8 @@ Backends: ``torch`` (eager), ``cuda-graph`` (eager replayed as CUDA graphs, ``cu
   an AVX2 CPU 0.96-1.06x since the export hints of ``aot.example_shape`` and one malloc arena). It is
   built once in a low-priority background process while the run goes eager (first frame 5.6 s cold, package
   ready after about 330 s; ``benchmarks/startup.py``).
-- Other CPUs: ``onnxruntime`` fp32 (1.7-1.9x eager fp32 here; on 2 AVX2 cores 1.4-1.8x, as fast as the fp32
-  package and static compile, with nothing to build) when installed, else ``torch`` fp32.
+- Other CPUs: ``onnxruntime`` fp32 (1.7-1.9x eager fp32 here; on 2 AVX2 cores 1.4-1.9x and 0.9-1.2x the time
+  of the fp32 package, with nothing to build) when installed, else ``torch`` fp32.
 - A model that is not one of this package's generators (no ``forward_aligned``, e.g. a test's identity
   model): ``torch``.
 

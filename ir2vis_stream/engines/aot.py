@@ -94,9 +94,8 @@ def example_shape(multiple: int, channels: int, threads: int) -> tuple[int, int,
     batch at 1), not ``threads`` (inductor then splits the per-pixel kernels, instance norm and sine, over the
     batch alone, and a batch of 1 runs them on one core), under ``2 * threads`` (which would do the same). The
     frame is a middle size, 256x320: from the 32x32 example of the first packages, a 1/8-scale level looked
-    like 4x4 pixels. Measured on 2 AVX2 cores, fp32, against whole-graph static compile: 1.08x -> 1.02x its
-    time at 256x256 batch 1, 1.10x -> 0.96x at 640x512 batch 1 (README, "The package against whole-graph
-    compile")."""
+    like 4x4 pixels. Measured on 2 AVX2 cores, fp32, against whole-graph static compile: 1.20x -> 1.05x its
+    time at 256x256 batch 1, 1.35x -> 1.14x at 640x512 batch 1 (README, "On a CPU without native bf16")."""
     batch = max(threads + 1, 2)  # a batch of 1 would specialise the graph to it
     return batch, channels, _round_up(256, multiple), _round_up(320, multiple)
 
