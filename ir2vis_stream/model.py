@@ -55,6 +55,7 @@ __all__ = [
     "ResnetGenerator",
     "Sine",
     "build_generator",
+    "fold_sines",
     "count_flops",
     "count_parameters",
     "GENERATORS",
@@ -76,9 +77,37 @@ class Sine(nn.Module):
         super().__init__()
         self.omega = nn.Parameter(torch.ones(1, channels, 1, 1))
         self.theta = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.folded = False  # set by ``fold_sines``: omega and theta live in the norm before, this is sin(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(x * self.omega + self.theta)
+        return torch.sin(x) if self.folded else torch.sin(x * self.omega + self.theta)
+
+
+def fold_sines(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` for inference in which every sine that follows an affine instance norm is a plain
+    ``sin``: ``sin(w * (g * n + b) + t) = sin((w * g) * n + (w * b + t))``, so the norm's gain and bias take
+    ``w * g`` and ``w * b + t`` and the sine's multiply and add go from the graph of every engine. In the
+    default generator every sine follows such a norm (245 of them). The same function up to rounding; the
+    copy's state dict keeps its shape, with omega = 1 and theta = 0, so saving and loading it, or folding it
+    again, gives the same function."""
+    import copy
+
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        for seq in model.modules():
+            if not isinstance(seq, nn.Sequential):
+                continue
+            layers = list(seq)
+            for norm, sine in zip(layers, layers[1:]):
+                if not (isinstance(sine, Sine) and isinstance(norm, nn.InstanceNorm2d) and norm.affine):
+                    continue
+                omega, theta = sine.omega.flatten(), sine.theta.flatten()
+                norm.bias.copy_(omega * norm.bias + theta)
+                norm.weight.mul_(omega)
+                sine.omega.fill_(1.0)
+                sine.theta.zero_()
+                sine.folded = True
+    return model
 
 
 def conv_norm_sine(cin: int, cout: int, kernel: int = 3) -> nn.Sequential:

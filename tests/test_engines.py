@@ -26,7 +26,7 @@ from ir2vis_stream.engines.onnx_export import check_onnx, export_onnx_bytes
 from ir2vis_stream.files import atomic_write
 from ir2vis_stream.frames import model_to_rgb8
 from ir2vis_stream.hardware import cpu_has_fast_bf16
-from ir2vis_stream.model import GeneratorConfig, MultiScaleGenerator
+from ir2vis_stream.model import GeneratorConfig, MultiScaleGenerator, Sine
 
 CPU = torch.device("cpu")
 needs_ort = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed")
@@ -401,6 +401,26 @@ def test_export_has_dynamic_axes_and_native_ops(trained_model):
     ops = {n.op_type for n in proto.graph.node}
     assert {"InstanceNormalization", "Sin", "ConvTranspose"} <= ops
     assert proto.opset_import[0].version >= 17
+    # the sines' frequencies and phases are folded into the norms before them (model.fold_sines): no Mul/Add
+    producer = {out: n.op_type for n in proto.graph.node for out in n.output}
+    sines = [n for n in proto.graph.node if n.op_type == "Sin"]
+    assert sines and all(producer[n.input[0]] == "InstanceNormalization" for n in sines)
+
+
+def test_eager_engines_run_the_folded_sines_and_keep_weights_at_the_compute_precision(trained_model):
+    for precision, conv_dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # bf16 on a CPU that emulates it
+            model = TorchEngine(trained_model, CPU, precision).model
+        sines = [m for m in model.modules() if isinstance(m, Sine)]
+        assert sines and all(s.folded for s in sines)
+        convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+        assert convs and all(p.dtype == conv_dtype for c in convs for p in c.parameters())
+        norms = [m for m in model.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+        assert norms and all(p.dtype == torch.float32 for n in norms for p in n.parameters())
+    # the caller's model is untouched
+    assert not any(m.folded for m in trained_model.modules() if isinstance(m, Sine))
+    assert all(p.dtype == torch.float32 for p in trained_model.parameters())
 
 
 # ---- caches -------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ir2vis_stream.model import (GeneratorConfig, MultiScaleGenerator, ResnetGenerator, Sine, build_generator,
-                                 count_flops, count_parameters, generator_spec, resize_conv_state, upsampler,
+                                 count_flops, fold_sines, count_parameters, generator_spec, resize_conv_state, upsampler,
                                  weight_spec)
 
 
@@ -138,6 +138,39 @@ def test_sine_is_learnable_per_channel():
     y = s(x)
     torch.testing.assert_close(y[:, 1], torch.sin(2 * x[:, 1]))
     torch.testing.assert_close(y[:, 2], torch.sin(x[:, 2] + 0.5))
+
+
+def _trained_looking(model):
+    """Random norm gains and biases and sine frequencies and phases: the fold must carry all four."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.InstanceNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+            if isinstance(m, Sine):
+                m.omega.uniform_(0.5, 2.0)
+                m.theta.uniform_(-1.0, 1.0)
+    return model.eval()
+
+
+def test_folding_the_sines_into_their_norms_keeps_the_function():
+    model = _trained_looking(MultiScaleGenerator(GeneratorConfig(blocks=(1, 1, 2))))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    folded = fold_sines(model)
+    sines = [m for m in folded.modules() if isinstance(m, Sine)]
+    assert sines and all(s.folded for s in sines)  # every sine of the generator follows an affine norm
+    assert all(bool((s.omega == 1).all()) and not s.theta.any() for s in sines)
+    x = torch.rand(2, 1, 32, 48) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), atol=2e-5, rtol=1e-4)
+        # the caller's model is untouched, and the folded weights alone (as saved, without the flag) and a
+        # second fold give the same function
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+        reloaded = MultiScaleGenerator(model.config).eval()
+        reloaded.load_state_dict(folded.state_dict())
+        torch.testing.assert_close(reloaded(x), folded(x))
+        torch.testing.assert_close(fold_sines(folded)(x), folded(x))
 
 
 def test_flops_of_default_model_at_256():

@@ -38,7 +38,9 @@ from torch import nn
 from ..hardware import autocast_dtype
 from .cache import cache_root, key_of, load_verified, model_fingerprint, store
 
-FORMAT = 2  # bump when the exported graph, its calling convention or how it is compiled changes
+# bump when the exported graph, its calling convention or how it is compiled changes (3: ``inference_model``'s
+# folded sines and weights stored at the compute precision)
+FORMAT = 3
 MAX_BATCH = 256
 MAX_SIDE = 8192
 
@@ -72,8 +74,11 @@ def build_package(model: nn.Module, precision: str, dest: Path) -> Path:
     from torch._inductor import aoti_compile_and_package
     from torch.export import Dim
 
+    from .torch_engine import inference_model
+
     m = getattr(model, "size_multiple", 1)
-    model = model.float().eval().to(memory_format=torch.contiguous_format)
+    dtype = autocast_dtype(torch.device("cpu"), precision)
+    model = inference_model(model.float(), dtype).eval().to(memory_format=torch.contiguous_format)
     batch = Dim("batch", min=1, max=MAX_BATCH)
     h, w = Dim("h", min=1, max=MAX_SIDE // m), Dim("w", min=1, max=MAX_SIDE // m)
     example = torch.zeros(example_shape(m, getattr(model, "in_channels", 1), torch.get_num_threads()))

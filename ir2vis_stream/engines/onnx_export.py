@@ -2,7 +2,8 @@
 
 The graph is the model's ``forward_aligned``: inputs must have sides that are multiples of the model's
 ``size_multiple`` (8 for the default generator); the engines pad and crop around it. Instance norm and
-the sine are native ONNX ops (``InstanceNormalization``, ``Sin``).
+the sine are native ONNX ops (``InstanceNormalization``, ``Sin``); each sine's frequency and phase are
+folded into the norm before it (``model.fold_sines``), so ``Sin`` takes the norm's output as it is.
 
 ``fp16=True`` exports a half-precision graph whose instance norms compute in fp32: each is wrapped in
 Cast(fp16 -> fp32) ... Cast(fp32 -> fp16) with fp32 scale and bias. Instance norm's mean/variance
@@ -12,7 +13,6 @@ are strongly typed, takes the precision of every layer from the ONNX graph itsel
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import io
 import warnings
@@ -20,6 +20,7 @@ import warnings
 import torch
 from torch import nn
 
+from ..model import fold_sines
 from .base import EngineUnavailable
 from .torch_engine import Fp32InstanceNorm, keep_norms_fp32
 
@@ -30,6 +31,7 @@ def require_onnx() -> None:
         raise EngineUnavailable("ONNX export needs the onnx package: pip install 'ir2vis-stream[onnx]'")
 
 OPSET = 17
+ONNX_FORMAT = 2  # bump when the exported graph changes for the same model (2: sines folded into their norms)
 INPUT, OUTPUT = "ir", "rgb"
 
 
@@ -45,7 +47,7 @@ class _Aligned(nn.Module):
 def export_onnx_bytes(model: nn.Module, fp16: bool = False, opset: int = OPSET, sample_hw: tuple[int, int] = (64, 64)) -> bytes:
     """The serialised ONNX model of ``model`` (fp32, or fp16 with fp32 instance norms)."""
     require_onnx()
-    m = copy.deepcopy(model).eval().float()
+    m = fold_sines(model).eval().float()
     dtype = torch.float32
     if fp16:
         m = keep_norms_fp32(m).half()

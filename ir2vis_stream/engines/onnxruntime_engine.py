@@ -13,14 +13,14 @@ from torch import nn
 
 from ..model import pad_to_multiple
 from . import cache
-from .onnx_export import INPUT, OPSET, OUTPUT, check_onnx, export_onnx_bytes
+from .onnx_export import INPUT, ONNX_FORMAT, OPSET, OUTPUT, check_onnx, export_onnx_bytes
 from .base import EngineUnavailable
 
 
 def cached_onnx(model: nn.Module, fp16: bool, rebuild: bool = False) -> bytes:
     """The ONNX export of ``model`` from the cache, exporting (and checking) it on a miss or when damaged."""
-    key = cache.key_of({"model": cache.model_fingerprint(model), "fp16": fp16, "opset": OPSET,
-                        "torch": torch.__version__})
+    key = cache.key_of({"format": ONNX_FORMAT, "model": cache.model_fingerprint(model), "fp16": fp16,
+                        "opset": OPSET, "torch": torch.__version__})
     path = cache.cache_root() / "onnx" / f"{key}.onnx"
     data = None if rebuild else cache.load_verified(path)
     if data is None:

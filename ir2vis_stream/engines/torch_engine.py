@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..hardware import autocast_dtype, precision_name
+from ..model import fold_sines
 from .base import EngineUnavailable
 
 
@@ -26,6 +27,24 @@ class Fp32InstanceNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
             return self.norm(x.float()).to(x.dtype)
+
+
+def inference_model(model: nn.Module, dtype: torch.dtype | None) -> nn.Module:
+    """The copy of ``model`` that engines run under autocast to ``dtype`` (None: fp32); the same function.
+
+    - Sines folded into the instance norms before them (``model.fold_sines``): no multiply and add per sine.
+    - Under bf16 or fp16, convolution weights and biases stored at that precision. Autocast casts an fp32
+      weight at every call otherwise (its cache lives only as long as one ``autocast`` block): 10.8 M values a
+      frame for the default generator, and in a compiled graph a kernel of their own. Instance norms keep
+      fp32 parameters.
+    - Under fp16, instance norms computed in fp32 (``keep_norms_fp32``).
+    """
+    model = fold_sines(model)  # a copy: the caller's model is left as it was
+    if dtype is not None:
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                m.to(dtype)
+    return keep_norms_fp32(model) if dtype is torch.float16 else model
 
 
 def keep_norms_fp32(model: nn.Module) -> nn.Module:
@@ -48,9 +67,7 @@ class TorchEngine:
         self.dtype = autocast_dtype(self.device, precision)
         self.precision = precision_name(self.dtype)
         self.size_multiple = getattr(model, "size_multiple", 1)
-        if self.dtype is torch.float16:
-            model = keep_norms_fp32(model)
-        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
+        self.model = inference_model(model, self.dtype).to(self.device).eval().to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,6 +125,7 @@ class CompiledEngine(TorchEngine):
             raise EngineUnavailable("compile on the CPU builds a package of this package's generators "
                                     f"(their aligned forward); {type(model).__name__} is not one")
         super().__init__(model, device, precision)
+        self.source = model  # the caller's: what a package is keyed by and built from (it prepares its own copy)
         self.log = log or (lambda message: None)
         self._eager = getattr(self.model, "forward_aligned", self.model)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ir2vis-compiled")
@@ -126,14 +144,14 @@ class CompiledEngine(TorchEngine):
     def _package_or_build(self, rebuild: bool):
         from . import aot
 
-        self.package = aot.package_path(self.model, self.precision)
+        self.package = aot.package_path(self.source, self.precision)
         if rebuild:
             for stale in (self.package, self.package.with_name(self.package.name + ".sha256")):
                 stale.unlink(missing_ok=True)
         fn = aot.load_package(self.package)
         if fn is not None:
             return fn
-        self.build = aot.Build(self.model, self.precision, self.package)
+        self.build = aot.Build(self.source, self.precision, self.package)
         self.log("compile: building the compiled engine in the background (minutes, once for every frame "
                  "size; cached for next time); running eager until it is ready")
         return self._eager
