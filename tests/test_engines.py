@@ -317,9 +317,9 @@ def test_concurrent_builders_of_one_package_build_it_once(trained_model, monkeyp
     assert aot.main([str(specs[0]), "fp32", str(dest)]) == 0 and builds == [dest]
 
 
-def test_a_compiled_engine_runs_every_call_on_its_own_thread(trained_model, fake_builds):
-    """CUDA graphs are recorded per thread: warm-up on the main thread and the pipeline's inference thread must
-    reach the compiled function on one and the same thread."""
+def test_a_compiled_engine_on_the_cpu_runs_on_the_callers_thread(trained_model, fake_builds):
+    """A thread of its own would hold a second team of OpenMP workers (``hardware.release_torch_workers``).
+    (On CUDA it runs every call on its own thread, for CUDA graphs recorded per thread: untested here.)"""
     calls = fake_builds.calls
     eng = create_engine("compile", trained_model, CPU, "fp32", wait=True)
     x = torch.rand(1, 1, 32, 32) * 2 - 1
@@ -327,7 +327,7 @@ def test_a_compiled_engine_runs_every_call_on_its_own_thread(trained_model, fake
     worker = threading.Thread(target=eng, args=(x,), name="ir2vis-infer")
     worker.start()
     worker.join()
-    assert len(calls) == 2 and len(set(calls)) == 1 and calls[0].startswith("ir2vis-compiled")
+    assert calls == [threading.main_thread().name, "ir2vis-infer"]
 
 
 def test_compile_does_not_hide_errors_of_the_model_itself(trained_model, monkeypatch):

@@ -1,5 +1,6 @@
 """The streaming job on clips the tests make: counts, timing, order, pixels, folders, 16-bit, audio."""
 
+import sys
 import time
 from fractions import Fraction
 
@@ -11,7 +12,8 @@ import torch
 import ir2vis_stream as irs
 from conftest import GreyIdentity, faststart, frame_value, make_folder, make_frame, make_video, read_video
 from ir2vis_stream.engines import TorchEngine
-from ir2vis_stream.media import FolderSink, VideoSource
+from ir2vis_stream import hardware
+from ir2vis_stream.media import FolderSink, SourceFrame, SourceInfo, VideoSource
 from ir2vis_stream.pipeline import Pipeline
 
 
@@ -337,8 +339,8 @@ def test_a_pipeline_runs_again_after_a_stop_and_after_a_failure(tmp_path):
                 pipes[0].request_stop()
             return super().forward(x)
 
-    model = Scripted()
-    pipes.append(Pipeline(TorchEngine(model, torch.device("cpu"), "fp32"), batch_size=2))
+    pipes.append(Pipeline(TorchEngine(Scripted(), torch.device("cpu"), "fp32"), batch_size=2))
+    model = pipes[0].engine.model  # the engine's copy of it (``inference_model``)
 
     def job(name):
         source, sink = VideoSource(src), FolderSink(tmp_path / name)
@@ -436,3 +438,75 @@ def test_busy_fractions_measure_each_stage_working(tmp_path):
     assert result.frames == 8
     assert result.busy["infer"] * result.seconds >= 4 * 0.05  # four batches
     assert result.busy["infer"] > result.busy["decode"] and result.busy["infer"] > 0.5
+
+
+# ---- one team of OpenMP workers: the inference thread's ---------------------------------------------------------
+def native_threads() -> int:
+    """OS threads of this process that are not Python threads: OpenMP workers, among others."""
+    import os
+    import threading
+
+    python = {t.native_id for t in threading.enumerate()}
+    return sum(int(tid) not in python for tid in os.listdir("/proc/self/task"))
+
+
+def parallel_torch_op() -> None:
+    torch.ones(4_000_000).sum()  # well over torch's grain size: runs on every OpenMP thread
+
+
+needs_openmp_team = pytest.mark.skipif(
+    not hardware._openmp() or torch.get_num_threads() < 2 or not sys.platform.startswith("linux"),
+    reason="needs torch on OpenMP (libgomp) with 2 threads or more, and Linux's /proc")
+
+
+@needs_openmp_team
+def test_releasing_a_threads_torch_workers_ends_them_until_its_next_parallel_op():
+    workers = torch.get_num_threads() - 1
+    parallel_torch_op()
+    with_team = native_threads()
+    assert hardware.release_torch_workers()
+    assert native_threads() == with_team - workers
+    parallel_torch_op()
+    assert native_threads() == with_team
+
+
+class ListSource:
+    """Small frames from memory: no decoder threads of its own."""
+
+    def __init__(self, n: int):
+        self.images = [np.full((32, 32), 10 * i, np.uint8) for i in range(n)]
+        self.info = SourceInfo(32, 32, Fraction(10), Fraction(1, 10), n, "folder")
+
+    def __iter__(self):
+        for i, image in enumerate(self.images):
+            yield SourceFrame(i, image, i, Fraction(1, 10))
+
+
+class ListSink:
+    def __init__(self):
+        self.frames = []
+
+    def write(self, frame, pts, time_base):
+        self.frames.append(frame)
+
+
+@needs_openmp_team
+def test_while_a_pipeline_runs_only_the_inference_thread_keeps_openmp_workers():
+    """Workers of another thread would make libgomp wake every team's workers at each parallel region of the
+    model (``hardware.release_torch_workers``): the thread that calls ``run`` (here the test's, with a team
+    of its own from the op below) only waits meanwhile."""
+    seen = []
+
+    class CountingIdentity(GreyIdentity):
+        def forward(self, x):
+            parallel_torch_op()  # the inference thread's team
+            seen.append(native_threads())
+            return super().forward(x)
+
+    parallel_torch_op()  # this thread's team, as loading a model leaves one
+    before = native_threads()
+    sink = ListSink()
+    Pipeline(TorchEngine(CountingIdentity(), torch.device("cpu"), "fp32"), batch_size=2).run(ListSource(6), sink)
+    assert len(sink.frames) == 6
+    # this thread's workers ended, the inference thread's started: as many as before
+    assert seen and max(seen) == before, (seen, before)

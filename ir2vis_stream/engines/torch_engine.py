@@ -104,9 +104,13 @@ class CompiledEngine(TorchEngine):
       are padded up to it (the last batch of a video) rather than compiling again. Kernels are cached on disk
       under the user cache (``TORCHINDUCTOR_CACHE_DIR``, unless already set).
 
-    Every call runs on one thread the engine owns, whichever thread calls it: torch.compile's CUDA graphs are
-    recorded per thread, so an engine warmed on the main thread and then fed by the pipeline's inference
-    thread would record (and hold memory for) its graphs twice.
+    On CUDA every call runs on one thread the engine owns, whichever thread calls it: torch.compile's CUDA
+    graphs are recorded per thread, so an engine warmed on the main thread and then fed by the pipeline's
+    inference thread would record (and hold memory for) its graphs twice. On the CPU calls run on the caller's
+    thread, as every other engine's: a thread of its own would hold a second team of OpenMP workers beside the
+    caller's, and libgomp then wakes every team's workers from sleep at each parallel region (see
+    ``hardware.release_torch_workers``): the package ran 1.2-1.4x slower on its own thread (256x256 bf16, 2
+    cores, 250 -> 300-370 ms a frame), and so did the caller's own parallel work after it.
     """
 
     name = "compile"
@@ -128,7 +132,8 @@ class CompiledEngine(TorchEngine):
         self.source = model  # the caller's: what a package is keyed by and built from (it prepares its own copy)
         self.log = log or (lambda message: None)
         self._eager = getattr(self.model, "forward_aligned", self.model)
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ir2vis-compiled")
+        self._thread = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="ir2vis-compiled")
+                        if device.type == "cuda" else None)  # see the class docstring
         self._batch = 0
         self.build = None  # the package build running in the background, if any
         if device.type == "cuda":
@@ -165,7 +170,7 @@ class CompiledEngine(TorchEngine):
         """Block until a background build has finished and is swapped in; whether the engine is compiled now."""
         if self.build is not None:
             self.build.wait()
-            self._thread.submit(self._swap_if_built).result()
+            self._on_own_thread(self._swap_if_built)
         return self.ready
 
     def _swap_if_built(self) -> None:
@@ -186,7 +191,10 @@ class CompiledEngine(TorchEngine):
         return super().describe() + (" (eager until its build is ready)" if self.build is not None else "")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self._thread.submit(self._call, x).result()
+        return self._on_own_thread(self._call, x)
+
+    def _on_own_thread(self, fn, *args):
+        return fn(*args) if self._thread is None else self._thread.submit(fn, *args).result()
 
     @torch.inference_mode()
     def _call(self, x: torch.Tensor) -> torch.Tensor:
