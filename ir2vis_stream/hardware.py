@@ -111,10 +111,11 @@ def reuse_freed_memory(threshold: int = 1 << 30) -> bool:
     It also makes every thread allocate from the one main heap (``M_ARENA_MAX`` 1). glibc gives each new thread
     an arena of its own, and such an arena serves no block over 64 MiB from its heap: those are mapped and
     unmapped at every call whatever the threshold. The pipeline's inference thread (and, until the compile
-    engine ran on its caller's thread, the engine's own) allocate activations of 80-340 MiB at 640x512: measured with ``benchmarks/engine_speed.py
-    --paths static-compile:fp32,compile:fp32 --sizes 640x512 --batches 4 --rounds 3`` on 2 AVX2 cores, the
-    compiled package on its thread ran at 1.62x the time of the same graph on the main thread (6.7 M page
-    faults); with one arena, 1.03x (3.7 M faults, most of them the eager baseline's first calls).
+    engine ran on its caller's thread, the engine's own) allocate activations of 80-340 MiB at 640x512:
+    measured with ``benchmarks/engine_speed.py --paths static-compile:fp32,compile:fp32 --sizes 640x512
+    --batches 4 --rounds 3`` on 2 AVX2 cores, the compiled package on its thread ran at 1.62x the time of the
+    same graph on the main thread (6.7 M page faults); with one arena, 1.03x (3.7 M faults, most of them the
+    eager baseline's first calls).
     Must run before the process starts threads that allocate (glibc fixes the arena limit at the first
     thread's first allocation); the command line (``cli``, ``make demo``) calls it first; a library user opts in."""
     import ctypes

@@ -87,7 +87,7 @@ def fold_sines(model: nn.Module) -> nn.Module:
     """A copy of ``model`` for inference in which every sine that follows an affine instance norm is a plain
     ``sin``: ``sin(w * (g * n + b) + t) = sin((w * g) * n + (w * b + t))``, so the norm's gain and bias take
     ``w * g`` and ``w * b + t`` and the sine's multiply and add go from the graph of every engine. In the
-    default generator every sine follows such a norm (245 of them). The same function up to rounding; the
+    default generator every sine follows such a norm (150 of them). The same function up to rounding; the
     copy's state dict keeps its shape, with omega = 1 and theta = 0, so saving and loading it, or folding it
     again, gives the same function."""
     import copy
