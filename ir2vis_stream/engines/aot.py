@@ -74,7 +74,7 @@ def build_package(model: nn.Module, precision: str, dest: Path) -> Path:
     from torch._inductor import aoti_compile_and_package
     from torch.export import Dim
 
-    from .torch_engine import inference_model
+    from .prepare import inference_model
 
     m = getattr(model, "size_multiple", 1)
     dtype = autocast_dtype(torch.device("cpu"), precision)

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..model import fold_sines
 from .base import EngineUnavailable
-from .torch_engine import Fp32InstanceNorm, keep_norms_fp32
+from .prepare import Fp32InstanceNorm, keep_norms_fp32
 
 
 def require_onnx() -> None:
