@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from ir2vis_stream.model import (GeneratorConfig, MultiScaleGenerator, ResnetGenerator, Sine, build_generator,
-                                 count_flops, fold_sines, count_parameters, generator_spec, resize_conv_state, upsampler,
-                                 weight_spec)
+                                 count_flops, count_parameters, fold_sines, generator_spec, resize_conv_state,
+                                 upsampler, weight_spec)
 
 
 def test_default_parameter_count_is_in_the_papers_range():

@@ -6,8 +6,6 @@ ONNX Runtime and TensorRT) folds the sines the same way and keeps instance norms
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
@@ -45,8 +43,8 @@ def inference_model(model: nn.Module, dtype: torch.dtype | None) -> nn.Module:
 
 
 def keep_norms_fp32(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose InstanceNorm2d layers compute in fp32."""
-    model = copy.deepcopy(model)
+    """``model``, its InstanceNorm2d layers made to compute in fp32, in place: both callers (``inference_model``,
+    the fp16 ONNX export) hold a copy of their own already (``fold_sines``)."""
     for name, child in list(model.named_modules()):
         for attr, sub in list(child.named_children()):
             if isinstance(sub, nn.InstanceNorm2d):
