@@ -43,6 +43,8 @@ class FlowAligner:
         if self._grid is None or self._grid[0].shape != (h, w):
             self._grid = tuple(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
         gx, gy = self._grid
+        # OpenCV 5 refuses frames that are views into a larger array (a crop, a channel): DIS asserts on them
+        ir, prev_ir = np.ascontiguousarray(ir), np.ascontiguousarray(prev_ir)
         back = self.flow.calc(ir, prev_ir, None)  # for each pixel of this frame, where it was in the last
         fwd = self.flow.calc(prev_ir, ir, None)
         mx, my = gx + back[..., 0], gy + back[..., 1]

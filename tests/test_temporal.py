@@ -106,3 +106,14 @@ def test_bench_quality_scores_with_the_filter(tmp_path):
     assert on.source["temporal"] == 0.6 and off.source["temporal"] is None
     assert on.models[1].psnr != off.models[1].psnr  # the filter ran on the model's frames
     assert on.models[0].psnr == off.models[0].psnr  # and not on the IR baseline
+
+
+def test_the_filter_takes_frames_that_are_views_into_larger_arrays():
+    """A crop of a larger frame is not contiguous; OpenCV 5's DIS flow refuses such arrays unless copied."""
+    big = scene(96, 200)
+    f = TemporalFilter(0.6)
+    for t in range(3):
+        ir = big[:, 3 * t: 3 * t + 160]  # a view, as a caller's crop would be
+        assert not ir.flags.c_contiguous
+        out = f(ir, colour(ir))
+        assert out.shape == (96, 160, 3)
