@@ -23,6 +23,7 @@ from ir2vis_stream.cli import main
 from ir2vis_stream.engines import EngineUnavailable, TorchEngine, auto_candidates, cache, create_engine
 from ir2vis_stream.engines import tensorrt_engine as trt_logic
 from ir2vis_stream.engines.onnx_export import check_onnx, export_onnx_bytes
+from ir2vis_stream.engines.prepare import OnePassInstanceNorm, inference_model
 from ir2vis_stream.files import atomic_write
 from ir2vis_stream.frames import model_to_rgb8
 from ir2vis_stream.hardware import cpu_has_fast_bf16
@@ -421,6 +422,34 @@ def test_eager_engines_run_the_folded_sines_and_keep_weights_at_the_compute_prec
     # the caller's model is untouched
     assert not any(m.folded for m in trained_model.modules() if isinstance(m, Sine))
     assert all(p.dtype == torch.float32 for p in trained_model.parameters())
+
+
+def test_one_pass_instance_norm_is_instance_norm_even_for_a_channel_far_from_zero():
+    """The package's norm against InstanceNorm2d in fp64: ordinary channels, one at mean 1000 with spread 1
+    (plain sums of x and x^2 lose its variance in fp32: off by 0.95 without the shift) and a constant one."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 24, 40, generator=g)
+    x[:, 1] = 1000 + x[:, 1]
+    x[:, 2] = 3.0
+    x[:, 3] = 5 * x[:, 3] - 7
+    norm = torch.nn.InstanceNorm2d(4, affine=True)
+    with torch.no_grad():
+        norm.weight.copy_(torch.tensor([1.0, 2.0, 0.5, -1.5]))
+        norm.bias.copy_(torch.tensor([0.0, 0.3, -1.0, 0.2]))
+        ref = norm.double()(x.double())
+        y = OnePassInstanceNorm(norm.float())(x)
+    assert y.dtype == torch.float32 and y.shape == x.shape
+    # fp32 holds 1000 + x to 6e-5, times the gain of 2: as close as InstanceNorm2d's own fp32 result gets
+    assert (y.double() - ref).abs().max() <= 1e-3
+
+
+def test_the_package_runs_the_model_with_one_pass_norms(trained_model):
+    model = inference_model(trained_model, None, inductor_cpu=True)
+    kinds = [type(m) for m in model.modules()]
+    assert torch.nn.InstanceNorm2d not in kinds and kinds.count(OnePassInstanceNorm) > 0
+    x = image_like(2, 40, 56)
+    with torch.no_grad():
+        assert rel_err(model(x), trained_model(x)) <= 1e-4
 
 
 # ---- caches -------------------------------------------------------------------------------------------------
