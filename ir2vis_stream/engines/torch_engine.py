@@ -116,8 +116,8 @@ class CompiledEngine(TorchEngine):
         if fn is not None:
             return fn
         self.build = aot.Build(self.source, self.precision, self.package)
-        self.log("compile: building the compiled engine in the background (minutes, once for every frame "
-                 "size; cached for next time); running eager until it is ready")
+        self.log("compile: building the compiled engine in the background (minutes, once for this model and "
+                 "machine: it serves every frame size; cached for next time); running eager until it is ready")
         return self._eager
 
     @property
