@@ -35,6 +35,21 @@ Conventions (those of the paper's table and of scikit-image):
   image has little power and a grid shows, are not drowned by the low ones), for the luma under a Hann window; ``grid_ratio(out, ref)`` divides
   the output's by the reference's (the real visible image): 1.0 means no more periodic energy than a real
   image has, above 1 a visible grid.
+- IR edges kept, ``edges_kept(output, ir)``: Xydeas & Petrovic's edge-preservation measure Q^AB/F (2000) with the
+  IR as the only source: how much of the IR's edge strength and orientation the output's luma keeps, 0 (none)
+  to about 1 (all; the sigmoids make it 0.975 for an identical image). Sobel
+  gradients (replicated borders) give strength g = |grad| and orientation a = arctan(gy / gx) per pixel;
+  relative strength G = min(g_A, g_F) / max(g_A, g_F) (0 where both are flat), relative orientation
+  A = ||a_A - a_F| - pi / 2| / (pi / 2) (1 for parallel edges, 0 for perpendicular ones); Q_g = 0.9994 / (1 + exp(-15 (G - 0.5))), Q_a = 0.9879 / (1 + exp(-22 (A - 0.8))),
+  and Q = sum(Q_g Q_a g_A) / sum(g_A): the IR's edges weighted by their strength (L = 1). An edge that the
+  output keeps at another contrast or polarity counts at its strength ratio, and an edge the output draws
+  where the IR has none counts nothing (it has no weight): this measures what of the thermal scene survives,
+  not whether the colour is right. The real visible image's own value is the reference beside it.
+- Colourfulness, ``colourfulness(rgb)``: Hasler & Suesstrunk (2003), M = sqrt(sd(rg)^2 + sd(yb)^2) +
+  0.3 sqrt(mean(rg)^2 + mean(yb)^2) with rg = R - G, yb = (R + G) / 2 - B on the 8-bit scale (0 for grey; about
+  15-30 for moderately colourful photographs, over 100 for extremely colourful ones). The colourfulness ratio of
+  ``bench quality`` is the output's over the visible image's: 1 is as colourful as the real scene, a beige
+  output sits far below.
 - Warping error (temporal consistency, as Lai et al. 2018): consecutive outputs aligned with optical flow
   computed on the *IR* frames (OpenCV's DIS flow, medium preset; no learned weights), mean absolute
   difference over the pixels whose forward and backward flows agree (occlusions and the uncovered border
@@ -55,7 +70,7 @@ import torch.nn.functional as F
 from .errors import ConfigError, UserError
 
 __all__ = ["rmse", "psnr", "ssim", "gmsd", "grid_energy", "grid_ratio", "luma", "flicker", "flicker_ratio",
-           "image_metrics", "FlickerMeter", "WarpMeter", "LPIPSMetric", "LPIPSUnavailable", "lpips_backbone_file"]
+           "image_metrics", "edges_kept", "colourfulness", "FlickerMeter", "WarpMeter", "LPIPSMetric", "LPIPSUnavailable", "lpips_backbone_file"]
 
 _SSIM_SIGMA = 1.5
 _SSIM_RADIUS = 5  # skimage: int(truncate(3.5) * sigma + 0.5)
@@ -179,6 +194,54 @@ def grid_energy(x: torch.Tensor, infer_size: tuple[int, int], period: int = GRID
 def grid_ratio(output: torch.Tensor, reference: torch.Tensor, infer_size: tuple[int, int]) -> torch.Tensor:
     """``grid_energy(output) / grid_energy(reference)`` per image: 1.0 = no more grid than the real image."""
     return grid_energy(output, infer_size) / grid_energy(reference, infer_size).clamp_min(1e-12)
+
+
+# Xydeas & Petrovic's sigmoid constants: (ceiling, slope, midpoint) for strength and orientation
+_QG = (0.9994, -15.0, 0.5)
+_QA = (0.9879, -22.0, 0.8)
+
+
+def _sobel(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(gx, gy) of (N, 1, H, W) float64 images, borders replicated."""
+    k = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]], dtype=torch.float64, device=y.device)
+    g = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), torch.stack([k, k.t()])[:, None])
+    return g[:, 0], g[:, 1]
+
+
+def _line_angle(gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
+    """atan(gy / gx) in (-pi/2, pi/2]: the orientation of the edge line, whichever way its gradient points."""
+    a = torch.atan2(gy, gx)
+    return torch.where(a > math.pi / 2, a - math.pi, torch.where(a <= -math.pi / 2, a + math.pi, a))
+
+
+def edges_kept(output: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+    """Q^A/F of ``output`` (N, 3 or 1, H, W) against the source ``ir`` (N, 1 or 3, H, W), per image, (N,); see
+    the module docstring. An IR image without any gradient scores 1 (there was nothing to keep)."""
+    if output.shape[-2:] != ir.shape[-2:] or output.shape[0] != ir.shape[0]:
+        raise ConfigError(f"edges_kept: output {tuple(output.shape)} and IR {tuple(ir.shape)} differ in size")
+    ax, ay = _sobel(luma(ir))
+    fx, fy = _sobel(luma(output))
+    g_a, g_f = torch.hypot(ax, ay), torch.hypot(fx, fy)
+    a_a, a_f = _line_angle(ax, ay), _line_angle(fx, fy)
+    big = torch.maximum(g_a, g_f)
+    strength = torch.where(big > 0, torch.minimum(g_a, g_f) / big.clamp_min(1e-12), torch.zeros_like(big))
+    orientation = ((a_a - a_f).abs() - math.pi / 2).abs() / (math.pi / 2)  # 1 parallel, 0 perpendicular
+    q = (_QG[0] / (1 + torch.exp(_QG[1] * (strength - _QG[2])))) * (_QA[0] / (1 + torch.exp(_QA[1] * (orientation - _QA[2]))))
+    weight = g_a.flatten(1).sum(dim=1)
+    kept = (q * g_a).flatten(1).sum(dim=1)
+    return torch.where(weight > 0, kept / weight.clamp_min(1e-12), torch.ones_like(weight))
+
+
+def colourfulness(rgb: torch.Tensor) -> torch.Tensor:
+    """Hasler & Suesstrunk's colourfulness M of (N, 3, H, W) 8-bit-scale RGB images, (N,); see the module
+    docstring."""
+    if rgb.shape[1] != 3:
+        raise ConfigError(f"colourfulness needs RGB images, got {rgb.shape[1]} channel(s)")
+    r, g, b = rgb.double().flatten(2).unbind(dim=1)
+    rg, yb = r - g, 0.5 * (r + g) - b
+    spread = torch.sqrt(rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False))
+    mean = torch.sqrt(rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2)
+    return spread + 0.3 * mean
 
 
 def image_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:

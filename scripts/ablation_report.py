@@ -1,6 +1,6 @@
 """The ablation table of the README: each variant on the held-out pairs and on the eval video, one run.
 
-    python scripts/ablation_report.py --json benchmarks/results/ablation.json \
+    python scripts/ablation_report.py --protocol full --json benchmarks/results/ablation.json \
         "release=ir2vis_stream/weights/default.pt" \
         "release, inferred at 384=ir2vis_stream/weights/default.pt,infer=384" \
         "release, bilinear level images=ir2vis_stream/weights/default.pt,level_upsampling=bilinear" \
@@ -13,11 +13,14 @@ rebuilds it with that way of enlarging the level images (the weights do not chan
 with ``run --temporal A``'s filter; ``grid_filter`` (default ``on``, as ``run``) with or without ``run``'s grid filter
 (reports written before 2026-12-07's second session had none: their variants say ``grid_filter`` null). Every
 variant goes through
-``bench quality`` (the library call): the held-out pairs of the data folders (every 10th pair; whole clips
-for names starting with ``--heldout-prefix``), then the registered video pair, each at the images' own size,
-with ONNX Runtime fp32 by default (the figures equal eager fp32's to within rounding, and it is about twice
-as fast on a CPU). The table has PSNR / SSIM / GMSD / grid on the pairs and on the video, the video's flicker
-ratio and warping error, and ms per frame of the engine at the variant's size; the JSON has every report.
+``bench quality`` (the library call) under a named protocol (``ir2vis_stream.bench.protocol``; ``full`` by
+default: the held-out 640x480 pairs of msrs_full, m3svd and the dusk clip 0115_1847_, the eval video, and apart,
+outside the gate, msrs 170x128 and roadscene; ``legacy``: the five folders as one set, as reports before the
+pictures campaign), each image at its own size, with ONNX Runtime fp32 by default (the figures equal eager fp32's
+to within rounding, and it is about twice as fast on a CPU). The table has PSNR / SSIM / GMSD / grid / IR edges
+kept / colourfulness ratio on the pairs and on the video, the video's flicker ratio and warping error, and ms per
+frame of the engine at the variant's size; the JSON has every report. ``--gate`` prints the release gate of the
+first variant (the release) against each other one.
 """
 
 from __future__ import annotations
@@ -30,13 +33,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from ir2vis_stream.bench import quality_on_pairs, quality_on_video
+from ir2vis_stream.bench.protocol import PROTOCOLS, gate_checks, gate_table
 from ir2vis_stream.checkpoint import load_checkpoint, save_checkpoint
 from ir2vis_stream.model import MultiScaleGenerator
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-DEFAULT_DATA = [SHARED / d for d in ("roadscene", "msrs", "m3svd", "msrs_full", "m3svd_dusk")]
-DEFAULT_VIDEO = SHARED / "clips" / "m3svd_0111_1716_infrared.mp4"
-DEFAULT_REFERENCE = SHARED / "clips" / "m3svd_0111_1716_visible.mp4"
 
 
 def parse_variant(text: str) -> dict:
@@ -82,11 +83,14 @@ def main() -> int:
     ap.add_argument("variants", nargs="*", help="NAME=CHECKPOINT[,infer=S|WxH|native][,level_upsampling=...]")
     ap.add_argument("--table", nargs="+", type=Path, default=None, metavar="JSON",
                     help="print the table of earlier runs' JSON files (one table, in order) and exit")
-    ap.add_argument("--data", nargs="*", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--protocol", choices=sorted(PROTOCOLS), default="full")
+    ap.add_argument("--data-root", type=Path, default=SHARED, help="where the protocol's folders are")
+    ap.add_argument("--data", nargs="*", type=Path, default=None, help="gated pair folders instead of the protocol's")
     ap.add_argument("--heldout-prefix", action="append", default=None,
-                    help="whole clips held out (default: 0115_1847_, the m3svd_dusk clip no run trains on)")
-    ap.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
-    ap.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE)
+                    help="whole clips held out (default: the protocol's, 0115_1847_: the m3svd_dusk clip no run trains on)")
+    ap.add_argument("--video", type=Path, default=None)
+    ap.add_argument("--reference", type=Path, default=None)
+    ap.add_argument("--gate", action="store_true", help="also print the release gate: the first variant against each other")
     ap.add_argument("--max-frames", type=int, default=None, help="compare the first N frames of the video")
     ap.add_argument("--engine", default="onnxruntime")
     ap.add_argument("--json", type=Path, default=None, help="every report, rewritten after each variant")
@@ -95,11 +99,19 @@ def main() -> int:
         missing = [str(p) for p in args.table if not p.is_file()]
         if missing:
             ap.error(f"no such file: {', '.join(missing)}")
-        print(markdown([r for path in args.table for r in json.loads(path.read_text())]))
+        results = [r for path in args.table for r in json.loads(path.read_text())]
+        print(markdown(results))
+        if args.gate:
+            print(gates(results))
         return 0
     if not args.variants or args.json is None:
         ap.error("give variants and --json, or --table JSON...")
-    prefixes = args.heldout_prefix if args.heldout_prefix is not None else ["0115_1847_"]
+    protocol = PROTOCOLS[args.protocol]
+    prefixes = args.heldout_prefix if args.heldout_prefix is not None else list(protocol.heldout_prefixes)
+    gated = args.data if args.data is not None else protocol.folders(args.data_root, "gated")
+    apart = [] if args.data is not None else protocol.folders(args.data_root, "apart")
+    video = args.video or args.data_root / protocol.video
+    reference = args.reference or args.data_root / protocol.reference
     variants = [parse_variant(t) for t in args.variants]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,28 +120,51 @@ def main() -> int:
             common = dict(infer_size=infer_size(v["infer"]), engine=args.engine, device="cpu", precision="fp32",
                           temporal=float(v["temporal"]) if v["temporal"] else None,
                           grid_filter=v["grid_filter"] == "on")
-            pairs = quality_on_pairs([str(d) for d in args.data], [ck], split="heldout", heldout_prefixes=prefixes,
-                                     **common)
-            video = quality_on_video(args.video, args.reference, [ck], max_frames=args.max_frames, **common)
-            results.append({"variant": v, "pairs": pairs.to_dict(), "video": video.to_dict()})
+            pairs = quality_on_pairs([str(d) for d in gated], [ck], split="heldout", heldout_prefixes=prefixes, **common)
+            result = {"variant": v, "protocol": args.protocol if args.data is None else "custom",
+                      "pairs": pairs.to_dict()}
+            if apart:
+                result["apart"] = quality_on_pairs([str(d) for d in apart], [ck], split="heldout",
+                                                   heldout_prefixes=prefixes, **common).to_dict()
+            result["video"] = quality_on_video(video, reference, [ck], max_frames=args.max_frames, **common).to_dict()
+            results.append(result)
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(results, indent=2) + "\n")  # after each variant: a cut run keeps what it did
             print(f"done: {v['name']}", file=sys.stderr, flush=True)
     print(markdown(results))
+    if args.gate:
+        print(gates(results))
     return 0
+
+
+def gates(results: list[dict]) -> str:
+    """The release gate of results[0] (the release) against each later variant."""
+    out = []
+    for r in results[1:]:
+        checks = gate_checks(results[0], r)
+        failed = [c.name for c in checks if not c.passed]
+        out.append(f"\nGate: {r['variant']['name']} against {results[0]['variant']['name']}: "
+                   + ("passes" if not failed else f"fails {len(failed)} of {len(checks)} tests") + "\n")
+        out.append(gate_table(checks))
+    return "\n".join(out)
 
 
 def markdown(results: list[dict]) -> str:
     """The README table: the IR baseline first, then each variant, overall figures; then per folder GMSD."""
-    head = ("| variant | held-out PSNR / SSIM / GMSD / grid | video PSNR / SSIM / GMSD / grid | video flicker ÷ IR | "
-            "video warp err | ms/frame |\n|---|---|---|---|---|---|")
+    head = ("| variant | held-out PSNR / SSIM / GMSD / grid / edges / colour | video PSNR / SSIM / GMSD / grid / edges / "
+            "colour | video flicker ÷ IR | video warp err | ms/frame |\n|---|---|---|---|---|---|")
     rows = []
+
+    def figures(m):
+        text = f"{m['psnr']:.2f} / {m['ssim']:.3f} / {m['gmsd']:.3f} / {m['grid']:.2f}"
+        if "edges_kept" in m:  # reports before 2026-12-07's pictures campaign have neither
+            ratio = "-" if m.get("colourfulness_ratio") is None else f"{m['colourfulness_ratio']:.2f}"
+            text += f" / {m['edges_kept']:.3f} / {ratio}"
+        return text
 
     def row(name, p, v):
         ms = f"{p['ms_per_frame']:.0f}" if p.get("ms_per_frame") else "-"
-        return (f"| {name} | {p['psnr']:.2f} / {p['ssim']:.3f} / {p['gmsd']:.3f} / {p['grid']:.2f} | "
-                f"{v['psnr']:.2f} / {v['ssim']:.3f} / {v['gmsd']:.3f} / {v['grid']:.2f} | "
-                f"{v['flicker_ratio']:.2f} | {v['warp_error']:.2f} | {ms} |")
+        return f"| {name} | {figures(p)} | {figures(v)} | {v['flicker_ratio']:.2f} | {v['warp_error']:.2f} | {ms} |"
 
     first = results[0]
     rows.append(row("IR as grey", first["pairs"]["models"][0], first["video"]["models"][0]))
@@ -144,7 +179,19 @@ def markdown(results: list[dict]) -> str:
     ref = first["video"]["reference"]
     note = (f"\nThe visible video's own flicker ÷ IR: {ref['flicker_ratio']:.2f}, warping error {ref['warp_error']:.2f}"
             f" ({100 * ref['warp_mask_coverage']:.0f}% of pixels unoccluded).")
-    return "\n".join([head, *rows, "", gmsd_head, *gmsd_rows]) + "\n" + note
+    if "edges_kept" in ref:
+        note += (f" IR edges kept by the visible images themselves: {first['pairs']['reference']['edges_kept']:.3f} "
+                 f"(pairs), {ref['edges_kept']:.3f} (video).")
+    tables = [head, *rows, "", gmsd_head, *gmsd_rows]
+    if "apart" in first:  # the pairs outside the gate
+        tables += ["", "Outside the gate (held-out msrs 170x128 and roadscene): PSNR / SSIM / GMSD / grid / edges / colour",
+                   "", "| variant | " + " | ".join(Path(f).name for f in first["apart"]["folders"]) + " |",
+                   "|---|" + "---|" * len(first["apart"]["folders"])]
+        tables.append("| IR as grey | " + " | ".join(figures(rows_[0]) for rows_ in first["apart"]["folders"].values()) + " |")
+        for r in results:
+            tables.append(f"| {r['variant']['name']} | "
+                          + " | ".join(figures(rows_[1]) for rows_ in r["apart"]["folders"].values()) + " |")
+    return "\n".join(tables) + "\n" + note
 
 
 if __name__ == "__main__":

@@ -12,8 +12,11 @@ beat the base's held-out PSNR (``--force`` releases anyway). Weights are written
 A stage on other data (or another upsampler, converted by ``--init``) has held-out figures on other pairs
 than the base's, so they cannot be compared: give ``--comparison`` the JSON of ``scripts/ablation_report.py``
 with the base as its first variant and the run's checkpoint as its second, both measured in the same run on
-the same held-out pairs and eval video. The gate is then that report's held-out PSNR, the release's ``data``
-becomes the run's, and the report's figures (and its path) go into the metadata as ``comparison``.
+the same held-out pairs and eval video (``--protocol full``). The gate is then the pictures campaign's
+(``ir2vis_stream.bench.protocol.gate_checks``: PSNR within 0.2 dB of the base's on the pairs and the video, SSIM
+no lower, IR edges kept higher, GMSD lower in every folder and on the video, grid <= 1.2, flicker / IR <= 1,
+colourfulness ratio nearer 1), the release's ``data`` becomes the run's, and the report's figures, its path and
+the gate's table go into the metadata as ``comparison``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import sys
 from pathlib import Path
 
+from ir2vis_stream.bench.protocol import gate_checks, gate_table
 from ir2vis_stream.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
@@ -50,7 +54,7 @@ def comparison_summary(report: list[dict], path: str) -> dict:
     """The figures of an ablation_report JSON that a release records: per variant, held-out pairs and video."""
     if len(report) < 2:
         raise ReleaseError(f"{path}: the comparison needs the base and the run as its first two variants")
-    keys = ("psnr", "ssim", "gmsd", "grid", "ms_per_frame")
+    keys = ("psnr", "ssim", "gmsd", "grid", "edges_kept", "colourfulness_ratio", "ms_per_frame")
 
     def figures(r: dict, i: int) -> dict:
         pairs, video = r["pairs"]["models"][i], r["video"]["models"][i]
@@ -138,12 +142,22 @@ def main(argv=None) -> int:
                 raise ReleaseError(f"--comparison {args.comparison}: {exc}") from None
             comparison = comparison_summary(report, args.comparison)
         meta = stage_meta(base.meta, run.meta, read_log(run_dir / "log.jsonl"), comparison)
-        if comparison is not None:  # the same pairs for both: the report's figures decide
+        if comparison is not None:  # the same pairs for both: the report's figures decide, through the gate
             new, old = report[1]["pairs"]["models"][1]["psnr"], report[0]["pairs"]["models"][1]["psnr"]
+            try:
+                checks = gate_checks(report[0], report[1])
+            except (KeyError, TypeError):
+                raise ReleaseError(f"{args.comparison} lacks the gate's figures (IR edges kept, colourfulness): "
+                                   "rerun scripts/ablation_report.py --protocol full") from None
+            failed = [c for c in checks if not c.passed]
+            meta["comparison"]["gate"] = gate_table(checks)
+            if failed and not args.force:
+                raise ReleaseError(f"the gate fails {len(failed)} of {len(checks)} tests: "
+                                   + "; ".join(f"{c.name} ({c.detail})" for c in failed) + " (--force to release)")
         else:
             new, old = run.meta["heldout"]["all"]["psnr"], base.meta["heldout"]["all"]["psnr"]
-        if new <= old and not args.force:
-            raise ReleaseError(f"held-out PSNR {new:.2f} dB is not above the base's {old:.2f} dB (--force to release)")
+            if new <= old and not args.force:
+                raise ReleaseError(f"held-out PSNR {new:.2f} dB is not above the base's {old:.2f} dB (--force to release)")
         if args.note:
             meta["note"] = args.note
         save_checkpoint(args.out, run.model, meta, half=True)

@@ -7,9 +7,11 @@ plumbing, not perception. Any attempt to download is made to fail loudly.
 
 import csv
 import json
+import math
 import socket
 import struct
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import cv2
@@ -27,6 +29,7 @@ from ir2vis_stream.bench.speed import speed_table
 from ir2vis_stream.checkpoint import save_checkpoint
 from ir2vis_stream.cli import main
 from ir2vis_stream.engines import TorchEngine
+from ir2vis_stream.errors import ConfigError
 from ir2vis_stream.media import FolderSink, VideoSource
 from ir2vis_stream.pipeline import Pipeline
 
@@ -138,6 +141,68 @@ def test_gmsd_of_a_step_edge_against_a_flat_image_by_hand():
     # the blurred edge is closer than a flat image and farther than the edge itself
     blurred = torch.from_numpy(cv2.GaussianBlur(ref[0, 0].numpy(), (9, 9), 3))[None, None]
     assert 0 < metrics.gmsd(blurred, ref).item() < metrics.gmsd(flat, ref).item()
+
+
+def _qg(g):  # Xydeas & Petrovic's strength sigmoid
+    return 0.9994 / (1 + np.exp(-15 * (g - 0.5)))
+
+
+def _qa(a):  # and their orientation sigmoid
+    return 0.9879 / (1 + np.exp(-22 * (a - 0.8)))
+
+
+def test_ir_edges_kept_by_hand():
+    # IR: 0 left of column 16, 100 from there (32x32, every row alike). Sobel x is -400 at columns 15 and 16
+    # (the step seen by both), y is 0 everywhere (replicate padding), so only those two columns carry weight.
+    ir = torch.zeros(1, 1, 32, 32, dtype=torch.float64)
+    ir[..., 16:] = 100.0
+    same = _qg(1.0) * _qa(1.0)  # strength ratio 1, parallel: 0.9748, the measure's ceiling
+    assert metrics.edges_kept(ir.expand(-1, 3, -1, -1), ir).item() == pytest.approx(same, rel=1e-12)
+    assert same == pytest.approx(0.9748, abs=1e-4)
+    # the same edge at half its contrast: strength ratio 0.5 at every weighted pixel
+    assert metrics.edges_kept(ir * 0.5, ir).item() == pytest.approx(_qg(0.5) * _qa(1.0), rel=1e-12)
+    # inverted polarity: the gradient points the other way, the edge's orientation is the same line
+    assert metrics.edges_kept(255 - ir, ir).item() == pytest.approx(same, rel=1e-12)
+    # a flat output keeps nothing: strength ratio 0 (its orientation, atan(0/0) = 0, is the IR's)
+    assert metrics.edges_kept(torch.full_like(ir, 50.0), ir).item() == pytest.approx(_qg(0.0) * _qa(1.0), rel=1e-9)
+    # an edge of the same strength turned 90 degrees keeps nearly nothing
+    y, x = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    ramp_x = (x * 10).double()[None, None]  # gx = 80 everywhere inside, gy = 0
+    ramp_y = (y * 10).double()[None, None]  # gy = 80, gx = 0: the same strength, perpendicular
+    inner = (slice(None), slice(None), slice(1, -1), slice(1, -1))
+    assert metrics.edges_kept(ramp_y[inner], ramp_x[inner]).item() < 0.01  # the borders add a little
+    # a 45-degree edge kept at 45 degrees scores as itself; at -45 degrees (perpendicular) near nothing
+    diag, anti = ((x + y) * 5).double()[None, None], ((x - y) * 5).double()[None, None]
+    assert metrics.edges_kept(diag, diag).item() == pytest.approx(same, rel=1e-9)
+    assert metrics.edges_kept(anti[inner], diag[inner]).item() < 0.01
+    # orientation is a line's, modulo 180 degrees: edges whose gradients point 160 degrees apart lie 20 degrees
+    # apart, A = |160 - 90| / 90 = 7/9, both for gradients at +-80 degrees and at +-170 (which atan(gy / gx) sees
+    # as -10 and +10); ramps, so Sobel's direction is exact inside (the replicated borders move it a little)
+    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(96.0), indexing="ij")
+
+    def ramp(degrees):
+        t = math.radians(degrees)
+        return (xx * math.cos(t) + yy * math.sin(t)).double()[None, None]
+    for a, b in ((80, -80), (170, -170)):
+        assert metrics.edges_kept(ramp(b), ramp(a)).item() == pytest.approx(_qg(1.0) * _qa(7 / 9), abs=0.02)
+    # edges the output adds where the IR is flat count nothing; an IR without edges scores 1
+    assert metrics.edges_kept(ir, torch.zeros_like(ir)).item() == 1.0
+    noisy = ir + torch.from_numpy(np.random.default_rng(0).normal(0, 3, (32, 32)))[None, None]
+    assert metrics.edges_kept(ir, ir).item() > metrics.edges_kept(noisy, ir).item()
+
+
+def test_colourfulness_by_hand():
+    grey = torch.full((1, 3, 8, 8), 128.0)
+    assert metrics.colourfulness(grey).item() == 0.0
+    # one colour everywhere: no spread, 0.3 x the length of its mean (rg, yb) = (50, 55)
+    flat = torch.tensor([100.0, 50.0, 20.0]).view(1, 3, 1, 1).expand(-1, -1, 8, 8)
+    assert metrics.colourfulness(flat).item() == pytest.approx(0.3 * np.hypot(50, 55), rel=1e-12)
+    # half pure red, half black: rg is 255 or 0 (mean 127.5, sd 127.5), yb 127.5 or 0 (mean, sd 63.75)
+    half = torch.zeros(1, 3, 8, 8)
+    half[:, 0, :, :4] = 255
+    assert metrics.colourfulness(half).item() == pytest.approx(1.3 * np.hypot(127.5, 63.75), rel=1e-12)
+    with pytest.raises(ConfigError):
+        metrics.colourfulness(grey[:, :1])
 
 
 def _textured(h, w, seed=0, sigma=3.0):
@@ -308,7 +373,7 @@ def test_bench_quality_cli_two_checkpoints_baseline_csv_and_lpips_na(tmp_path, t
     assert f"CSV: {out_csv}" in r.output and f"JSON: {out_json}" in r.output  # --verbose names what it wrote
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == 5 * 3 and list(rows[0]) == ["image", "folder", "model", "rmse", "psnr", "ssim", "gmsd", "grid",
-                                                    "lpips"]
+                                                    "lpips", "edges_kept", "colourfulness"]
     assert [r["model"] for r in rows[:3]] == [BASELINE, str(two_checkpoints[0]), str(two_checkpoints[1])]
     assert rows[0]["image"] == "lwir/I00000.png" and all(r["lpips"] == "" for r in rows)
     summary = json.loads(out_json.read_text())
@@ -328,6 +393,19 @@ def test_bench_quality_cli_two_checkpoints_baseline_csv_and_lpips_na(tmp_path, t
     assert float(rows[0]["psnr"]) == pytest.approx(peak_signal_noise_ratio(vis.astype(np.float64), grey, data_range=255), rel=1e-5)
     t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]  # noqa: E731
     assert float(rows[0]["gmsd"]) == pytest.approx(metrics.gmsd(t(grey), t(vis)).item(), rel=1e-5)
+    # the IR as grey keeps its own edges (the measure's ceiling) and has no colour; the visible images' figures
+    # are the reference, and a model's colourfulness ratio is its mean M over theirs
+    assert float(rows[0]["edges_kept"]) == pytest.approx(0.9748, abs=1e-4) and float(rows[0]["colourfulness"]) == 0
+    vis_m = [metrics.colourfulness(t(cv2.cvtColor(cv2.imread(str(data / "visible" / f"I{i:05d}.png")),
+                                                  cv2.COLOR_BGR2RGB).astype(np.float64))).item() for i in range(5)]
+    assert summary["reference"]["colourfulness"] == pytest.approx(np.mean(vis_m), rel=1e-6)
+    assert models[BASELINE]["colourfulness_ratio"] == 0
+    for name in map(str, two_checkpoints):
+        mine = [float(r["colourfulness"]) for r in rows if r["model"] == name]
+        assert models[name]["colourfulness_ratio"] == pytest.approx(np.mean(mine) / np.mean(vis_m), rel=1e-5)
+        assert models[name]["edges_kept"] == pytest.approx(np.mean([float(r["edges_kept"]) for r in rows
+                                                                    if r["model"] == name]), rel=1e-5)
+    assert 0 < summary["reference"]["edges_kept"] < 1
     # frames I00000..I00004 are a sequence: flicker is reported, and the baseline's is 1 by construction
     assert models[BASELINE]["flicker_ratio"] == pytest.approx(1.0)
     assert models[str(two_checkpoints[1])]["flicker_ratio"] > 0
@@ -571,3 +649,53 @@ def _table_text(report) -> str:
     console = Console(width=400, record=True)
     console.print(speed_table(report))
     return console.export_text()
+
+
+def test_the_release_gate_fails_exactly_the_test_whose_figure_is_worse():
+    from ir2vis_stream.bench.protocol import gate_checks
+
+    def variant(psnr=15.0, ssim=0.5, gmsd=0.25, edges=0.30, grid=1.0, colour=0.4, flicker=0.9, folder_gmsd=0.25):
+        m = {"psnr": psnr, "ssim": ssim, "gmsd": gmsd, "edges_kept": edges, "grid": grid, "colourfulness_ratio": colour,
+             "flicker_ratio": flicker}
+        ir = dict(m, psnr=9.0)
+        return {"pairs": {"models": [ir, m], "folders": {"d/msrs_full": [ir, dict(m, gmsd=folder_gmsd)],
+                                                         "d/m3svd": [ir, m]}},
+                "video": {"models": [ir, m]}}
+
+    release = variant()
+    better = dict(psnr=14.85, ssim=0.51, gmsd=0.24, edges=0.35, grid=1.1, colour=0.7, folder_gmsd=0.24)
+    assert all(c.passed for c in gate_checks(release, variant(**better)))  # 0.15 dB lower is let in
+    for change, failing in [({"psnr": 14.7}, "PSNR on the held-out pairs"), ({"ssim": 0.49}, "SSIM on the held-out"),
+                            ({"edges": 0.29}, "IR edges kept on the held-out"), ({"grid": 1.3}, "grid on the held-out"),
+                            ({"colour": 1.7}, "colourfulness ratio on the held-out"),  # 0.7 past 1 is no nearer
+                            ({"folder_gmsd": 0.26}, "GMSD lower in msrs_full"),
+                            ({"flicker": 1.05}, "flicker / IR on the eval video")]:
+        candidate = variant(**{**better, **change})
+        if not {"folder_gmsd", "flicker"} & set(change):  # the pairs' figures only: the video keeps the better ones
+            candidate["video"] = variant(**better)["video"]
+        failed = [c.name for c in gate_checks(release, candidate) if not c.passed]
+        assert len(failed) == 1 and failed[0].startswith(failing), (change, failed)
+
+
+def test_bench_quality_full_protocol_gates_the_sharp_folders_and_reports_the_others_apart(tmp_path, tiny_checkpoint,
+                                                                                          no_imagenet):
+    root = tmp_path / "shared"
+    for i, folder in enumerate(("msrs_full", "m3svd", "m3svd_dusk", "msrs", "roadscene")):
+        make_pairs(root / folder, n=10, seed=i)
+    (root / "clips").mkdir()
+    make_video(root / "clips" / "m3svd_0111_1716_infrared.mp4", frames=4)
+    make_video(root / "clips" / "m3svd_0111_1716_visible.mp4", frames=4)
+    out = tmp_path / "full.json"
+    r = invoke("bench", "quality", "--protocol", "full", "--data-root", root, "-c", tiny_checkpoint, "--json", out, "-q")
+    assert r.exit_code == 0, r.output
+    report = json.loads(out.read_text())
+    assert report["protocol"] == "full" and set(report) == {"protocol", "pairs", "apart", "video"}
+    assert sorted(Path(f).name for f in report["pairs"]["folders"]) == ["m3svd", "m3svd_dusk", "msrs_full"]
+    assert sorted(Path(f).name for f in report["apart"]["folders"]) == ["msrs", "roadscene"]
+    assert report["pairs"]["source"]["split"] == "heldout" and report["pairs"]["source"]["pairs"] == 3
+    assert report["video"]["source"]["frames"] == 4 and report["video"]["models"][1]["edges_kept"] > 0
+    (root / "m3svd_dusk").rename(tmp_path / "elsewhere")  # a folder the protocol needs is not there
+    r = invoke("bench", "quality", "--protocol", "full", "--data-root", root)
+    assert_clean_failure(r, "protocol full needs these folders")
+    r = invoke("bench", "quality", "--protocol", "full")
+    assert r.exit_code == 2 and "--protocol and --data-root go together" in r.output

@@ -41,15 +41,15 @@ from ..frames import Percentile16To8, natural_key, read_image, to_gray8
 from ..gridfilter import grid_period
 from ..hardware import resolve_device
 from ..media import MediaError, VideoSource
-from ..metrics import (FlickerMeter, LPIPSMetric, LPIPSUnavailable, WarpMeter, flicker_ratio, grid_ratio,
-                       image_metrics)
+from ..metrics import (FlickerMeter, LPIPSMetric, LPIPSUnavailable, WarpMeter, colourfulness, edges_kept,
+                       flicker_ratio, grid_ratio, image_metrics)
 from ..processor import FrameProcessor
 from ..train.data import DataError, find_pairs
 from ..files import atomic_write
 from .report import BenchError, check_report_path, machine_description, now_iso
 
 BASELINE = "IR as grey (baseline)"
-METRICS = ("rmse", "psnr", "ssim", "gmsd", "grid", "lpips")
+METRICS = ("rmse", "psnr", "ssim", "gmsd", "grid", "lpips", "edges_kept", "colourfulness")
 
 
 @dataclass
@@ -64,6 +64,9 @@ class ModelSummary:
     gmsd: float  # structure: lower is better
     grid: float  # up-sampling grid energy / the visible image's: 1.0 = none
     lpips: float | None  # None when LPIPS is unavailable
+    edges_kept: float  # Q^A/F of the output against the IR: how much of the IR's edges it keeps (0..~1)
+    colourfulness: float  # Hasler & Suesstrunk's M of the output, averaged
+    colourfulness_ratio: float | None  # the mean M of the outputs / that of the visible images (1 = as colourful)
     flicker_ratio: float | None  # output change / IR change between consecutive frames; None without sequences
     warp_error: float | None  # mean |O_t - warp(O_t-1)| with the IR's optical flow, occlusions masked
     ms_per_frame: float | None  # the engine call alone, at the infer size, median over calls; None for the baseline
@@ -76,7 +79,9 @@ class QualityReport:
     models: list[ModelSummary]  # over all images
     folders: dict[str, list[ModelSummary]] = field(default_factory=dict)  # the same, per data folder
     per_image: list[dict] = field(default_factory=list)  # image, folder, model, the METRICS
-    reference: dict = field(default_factory=dict)  # the visible frames' own flicker ratio and warping error
+    # the visible images' own figures: flicker ratio and warping error (sequences), IR edges kept and colourfulness,
+    # overall and per folder ("folders")
+    reference: dict = field(default_factory=dict)
     device: str = ""
     machine: str = ""
     date: str = ""
@@ -167,6 +172,7 @@ class _Evaluator:
             self.lpips_info = {"net": lpips_net, "available": False, "note": f"LPIPS n/a: {exc}"}
         self.names = [BASELINE] + [m[0] for m in self.models]
         self.rows: list[dict] = []
+        self.visible_rows: list[dict] = []  # folder, edges_kept, colourfulness of each visible image
         self.seconds: dict[str, list[float]] = {m[0]: [] for m in self.models}  # per ``infer`` (engine call)
         self.temporal: dict[str, _Temporal] = {}
 
@@ -176,11 +182,12 @@ class _Evaluator:
         for _, frames, _, _ in self.models:
             frames.reset()
 
-    def _score(self, image: str, folder: str, name: str, out: torch.Tensor, target: torch.Tensor,
+    def _score(self, image: str, folder: str, name: str, out: torch.Tensor, target: torch.Tensor, ir: torch.Tensor,
                grid_size: tuple[int, int]) -> None:
         row = {"image": image, "folder": folder, "model": name,
                **{k: v.item() for k, v in image_metrics(out, target).items()},
-               "grid": grid_ratio(out, target, grid_size).item()}
+               "grid": grid_ratio(out, target, grid_size).item(), "edges_kept": edges_kept(out, ir).item(),
+               "colourfulness": colourfulness(out).item()}
         row["lpips"] = self.lpips(out, target).item() if self.lpips is not None else None
         self.rows.append(row)
 
@@ -193,8 +200,11 @@ class _Evaluator:
         target = torch.from_numpy(visible).permute(2, 0, 1)[None].to(self.device)
         grey = torch.from_numpy(ir)[None, None].to(self.device)
         sizes = [frames.size_for(width, height) for _, frames, _, _ in self.models]
+        self.visible_rows.append({"folder": folder, "edges_kept": edges_kept(target, grey).item(),
+                                  "colourfulness": colourfulness(target).item()})
         # the baseline's grid is measured where the first model's would be
-        self._score(image, folder, BASELINE, grey.expand(-1, 3, -1, -1), target, sizes[0] if sizes else (width, height))
+        self._score(image, folder, BASELINE, grey.expand(-1, 3, -1, -1), target, grey,
+                    sizes[0] if sizes else (width, height))
         outputs = {BASELINE: np.repeat(ir[:, :, None], 3, axis=2)}
         for (name, frames, _, _), size in zip(self.models, sizes):
             prepared = frames.prepare(ir)
@@ -205,12 +215,14 @@ class _Evaluator:
                 frames.reset()  # a still is not a sequence: no temporal filter
             rgb = frames.finish(prepared, rgb)
             outputs[name] = rgb
-            self._score(image, folder, name, torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.device), target, size)
+            self._score(image, folder, name, torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.device), target, grey,
+                        size)
         if track:
             self.temporal.setdefault(folder, _Temporal(self.names)).add(ir, visible, outputs)
 
-    def _summaries(self, rows: list[dict], temporal: _Temporal | None) -> list[ModelSummary]:
+    def _summaries(self, rows: list[dict], temporal: _Temporal | None, visible: list[dict]) -> list[ModelSummary]:
         out = []
+        visible_m = float(np.mean([r["colourfulness"] for r in visible])) if visible else math.nan
         for name in self.names:
             mine = [r for r in rows if r["model"] == name]
             mean = {m: float(np.mean([r[m] for r in mine])) if mine and mine[0][m] is not None else None
@@ -219,6 +231,7 @@ class _Evaluator:
             out.append(ModelSummary(
                 name=name, checkpoint=model[3] if model else None,
                 infer_size=_describe_size(model[2]) if model else "-", images=len(mine), **mean,
+                colourfulness_ratio=_nan_to_none(mean["colourfulness"] / visible_m) if visible_m > 0 else None,
                 flicker_ratio=flicker_ratio(temporal.flicker_out[name], temporal.flicker_in) if temporal else None,
                 warp_error=_nan_to_none(temporal.warp.value(name)) if temporal else None,
                 ms_per_frame=1000 * float(np.median(self.seconds[name])) if model and self.seconds[name] else None))
@@ -226,15 +239,19 @@ class _Evaluator:
 
     def report(self, source: dict) -> QualityReport:
         folders = list(dict.fromkeys(r["folder"] for r in self.rows))
-        per_folder = {f: self._summaries([r for r in self.rows if r["folder"] == f], self.temporal.get(f))
-                      for f in folders}
+        per_folder = {f: self._summaries([r for r in self.rows if r["folder"] == f], self.temporal.get(f),
+                                         [r for r in self.visible_rows if r["folder"] == f]) for f in folders}
         temporal = _Temporal.merged(list(self.temporal.values())) if self.temporal else None
-        reference = {}
+        def visible(rows):
+            return {k: float(np.mean([r[k] for r in rows])) for k in ("edges_kept", "colourfulness")}
+
+        reference = {**visible(self.visible_rows),
+                     "folders": {f: visible([r for r in self.visible_rows if r["folder"] == f]) for f in folders}}
         if temporal is not None:
-            reference = {"flicker_ratio": flicker_ratio(temporal.flicker_ref, temporal.flicker_in),
+            reference |= {"flicker_ratio": flicker_ratio(temporal.flicker_ref, temporal.flicker_in),
                          "warp_error": _nan_to_none(temporal.warp.value(_VISIBLE)),
                          "warp_mask_coverage": _nan_to_none(temporal.warp.coverage)}
-        return QualityReport(source=source, lpips=self.lpips_info, models=self._summaries(self.rows, temporal),
+        return QualityReport(source=source, lpips=self.lpips_info, models=self._summaries(self.rows, temporal, self.visible_rows),
                              folders=per_folder if len(folders) > 1 else {}, per_image=self.rows,
                              reference=reference, device=str(self.device),
                              machine=machine_description(self.device), date=now_iso())
@@ -431,6 +448,32 @@ def quality_on_video(video, reference, checkpoints=None, *, max_frames: int | No
     return report
 
 
+def quality_on_protocol(protocol: str, root, checkpoints=None, *, json_path=None, **options) -> dict[str, QualityReport]:
+    """One named protocol (``bench.protocol.PROTOCOLS``) with its folders and video under ``root``: the gated
+    held-out pairs (``"pairs"``), those reported apart (``"apart"``, where the protocol has any) and the eval video
+    (``"video"``), each a ``QualityReport``; ``options`` as ``quality_on_pairs``'. ``json_path``: all three."""
+    from .protocol import PROTOCOLS
+
+    if protocol not in PROTOCOLS:
+        raise BenchError(f"unknown protocol {protocol!r}; choose one of {', '.join(sorted(PROTOCOLS))}")
+    p = PROTOCOLS[protocol]
+    json_path = check_report_path(json_path, ".json", "--json")
+    missing = [str(f) for f in (*p.folders(root, "gated"), *p.folders(root, "apart")) if not f.is_dir()]
+    if missing:
+        raise BenchError(f"protocol {protocol} needs these folders under {root}: {', '.join(missing)}")
+    max_frames = options.pop("max_frames", None)
+    common = dict(options, split="heldout", heldout_prefixes=p.heldout_prefixes)
+    reports = {"pairs": quality_on_pairs([str(f) for f in p.folders(root, "gated")], checkpoints, **common)}
+    if p.apart:
+        reports["apart"] = quality_on_pairs([str(f) for f in p.folders(root, "apart")], checkpoints, **common)
+    reports["video"] = quality_on_video(Path(root) / p.video, Path(root) / p.reference, checkpoints,
+                                        max_frames=max_frames, **options)
+    if json_path is not None:
+        report = {"protocol": protocol, **{k: r.to_dict() for k, r in reports.items()}}
+        atomic_write(json_path, (json.dumps(report, indent=2) + "\n").encode())
+    return reports
+
+
 def quality_table(report: QualityReport):
     """The summary as one rich Table: a row per model, the baseline first; per folder when there are several."""
     from rich.table import Table
@@ -444,6 +487,8 @@ def quality_table(report: QualityReport):
     if report.lpips["note"]:
         notes.append(f"[yellow]{report.lpips['note']}[/yellow]")
     ref = report.reference
+    notes.append(f"IR edges kept: Q^AB/F with the IR as the only source (the visible images keep {ref['edges_kept']:.3f}); "
+                 f"colour ratio: colourfulness / the visible images' ({ref['colourfulness']:.1f})")
     if ref.get("flicker_ratio") is not None:
         notes.append(f"the visible frames' own flicker ratio: {ref['flicker_ratio']:.2f}, warping error: "
                      f"{ref['warp_error']:.2f} ({100 * ref['warp_mask_coverage']:.0f}% of pixels unoccluded)")
@@ -452,7 +497,7 @@ def quality_table(report: QualityReport):
     groups = [(folder, rows) for folder, rows in report.folders.items()] + [("all" if report.folders else "", report.models)]
     columns = (["folder"] if report.folders else []) + [
         "model", "infer size", "images", "RMSE ↓", "PSNR dB ↑", "SSIM ↑", "GMSD ↓", "grid", f"LPIPS-{report.lpips['net']} ↓",
-        "flicker ratio", "warp err ↓", "ms/frame"]
+        "IR edges kept ↑", "colour ratio", "flicker ratio", "warp err ↓", "ms/frame"]
     for col in columns:
         table.add_column(col, justify="left" if col in ("model", "folder") else "right")
 
@@ -463,7 +508,7 @@ def quality_table(report: QualityReport):
         for i, m in enumerate(rows):
             cells = [m.name, m.infer_size, str(m.images), f"{m.rmse:.2f}", f"{m.psnr:.2f}", f"{m.ssim:.4f}",
                      f"{m.gmsd:.4f}", f"{m.grid:.2f}", fmt(m.lpips, ".4f") if report.lpips["available"] else "n/a",
-                     fmt(m.flicker_ratio, ".2f"), fmt(m.warp_error, ".2f"), fmt(m.ms_per_frame, ".0f")]
+                     f"{m.edges_kept:.3f}", fmt(m.colourfulness_ratio, ".2f"), fmt(m.flicker_ratio, ".2f"), fmt(m.warp_error, ".2f"), fmt(m.ms_per_frame, ".0f")]
             if report.folders:
                 cells.insert(0, Path(folder).name if i == 0 else "")
             table.add_row(*cells, end_section=i == len(rows) - 1)

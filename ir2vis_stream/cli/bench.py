@@ -62,6 +62,10 @@ def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, pre
 @bench_group.command("quality")
 @click.option("--data", multiple=True, type=click.Path(),
               help="Paired folder(s): KAIST setXX/VYYY/{lwir,visible}/ or lwir/ + visible/; repeatable.")
+@click.option("--protocol", type=click.Choice(["full", "legacy"]), default=None,
+              help="A named protocol over the folders and video under --data-root (full: held-out 640x480 pairs "
+                   "and the eval video, each at its own size, msrs 170x128 and roadscene apart; see docs/pictures.md).")
+@click.option("--data-root", type=click.Path(), default=None, help="With --protocol: the folder holding its data.")
 @click.option("--video", type=click.Path(), default=None, help="An IR video registered with --reference.")
 @click.option("--reference", type=click.Path(), default=None, help="The visible video matching --video frame for frame.")
 @click.option("-c", "--checkpoint", "checkpoints", multiple=True, type=click.Path(),
@@ -86,14 +90,29 @@ def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, pre
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Write the summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or table.")
 @click.option("-v", "--verbose", is_flag=True, help="Also say which files were written.")
-def bench_quality_cmd(data, video, reference, checkpoints, split, heldout_prefixes, infer_size, lpips_net, temporal,
-                      grid_filter, max_frames, engine, device, precision, csv_path, json_path, quiet, verbose):
+def bench_quality_cmd(data, protocol, data_root, video, reference, checkpoints, split, heldout_prefixes, infer_size,
+                      lpips_net, temporal, grid_filter, max_frames, engine, device, precision, csv_path, json_path,
+                      quiet, verbose):
     """RMSE, PSNR, SSIM, GMSD, grid, LPIPS (and flicker, warping error on sequences) per checkpoint, beside the IR
     image as grey."""
     from ..bench import quality_on_pairs, quality_on_video
-    from ..bench.quality import quality_table
+    from ..bench.quality import quality_on_protocol, quality_table
     from ..progress import FrameProgress
 
+    if protocol or data_root:
+        if not (protocol and data_root) or data or video or reference or csv_path:
+            raise click.UsageError("--protocol and --data-root go together, without --data, --video, --reference or --csv")
+        progress = FrameProgress(enabled=not quiet, description=f"bench quality ({protocol})")
+        with bench_errors(), progress:
+            reports = quality_on_protocol(protocol, data_root, list(checkpoints), json_path=json_path,
+                                          infer_size=parse_size(infer_size, allow_native=True), temporal=temporal,
+                                          grid_filter=grid_filter, engine=engine, device=device, precision=precision,
+                                          lpips_net=lpips_net, max_frames=max_frames,
+                                          on_start=lambda total: progress.start(None, total), on_tick=progress.update)
+        for report in reports.values():
+            write_report(quality_table(report), quiet, False)
+        write_report(None, True, verbose, JSON=json_path)
+        return
     if bool(data) == bool(video or reference):
         raise click.UsageError("give either --data DIR or --video IR --reference VISIBLE")
     if not data and not (video and reference):
