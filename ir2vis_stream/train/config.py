@@ -41,6 +41,9 @@ class TrainConfig:
     crop: int = option(256, help="Square training crop side, at most --scale.")
     resize: tuple[int, int] | None = option(None, size=True,
                                             help="Resize every pair to WxH instead (the paper: 256x256).")
+    multi_scale: bool = option(False, help="Multi-scale training: each sample's short side drawn between --scale "
+                               "and its own (never enlarged beyond it), then a --crop window; held-out pairs "
+                               "scored at their own size. One model for 344x256 up to a frame's own size.")
     upscale: bool = option(True, negate=True, help="Never enlarge an image: ones with a short side below --scale "
                            "are cropped at their own size.")
     heldout_prefixes: list[str] = option(flag="heldout-prefix", multiple=True, default_factory=list,
@@ -50,6 +53,8 @@ class TrainConfig:
     d_warmup_steps: int = option(0, min=0, help="Train only the discriminators for the first N steps, the "
                                  "generator frozen: a fine-tune (--init) starts with new ones, whose first "
                                  "judgements of a trained generator are noise.")
+    lambda_pixel: float = option(100.0, help="Weight of the pixel terms (L1 + COS + TVD): the paper's 100; lower "
+                                 "leaves more to the adversarial and feature-matching terms (sharper, lower PSNR).")
     beta1: float = 0.5
     beta2: float = 0.999
     cos: bool = option(True, negate=True, help="Drop the cosine loss (Table 3 ablation).")
@@ -93,6 +98,10 @@ class TrainConfig:
             raise ConfigError("batch size must be at least 1")
         if self.eval_every < 1:
             raise ConfigError("eval_every must be at least 1")
+        if self.lambda_pixel < 0:
+            raise ConfigError("lambda_pixel must be >= 0")
+        if self.multi_scale and self.resize is not None:
+            raise ConfigError("--multi-scale and --resize exclude each other")
         if self.resize is not None:
             self.resize = tuple(int(v) for v in self.resize)
 

@@ -16,6 +16,8 @@ Augmentation policies (the same geometry is applied to both images of a pair):
   video to the model, whatever the video's aspect. A crop smaller than the scale trains faster
   (cost ~ crop^2) without changing that object scale. ``upscale=False`` never enlarges an image: one whose
   short side is below ``scale`` is cropped at its own size (its targets stay sharp; its objects are smaller).
+- ``MultiScaleCrop(min_scale, crop)`` (``--multi-scale``): each sample's short side drawn between
+  ``min_scale`` and its own, then a ``crop x crop`` window: one model for every size it runs at.
 - ``FixedResize(w, h)`` (``--resize WxH``, the paper's 256x256): resize to exactly w x h, flip.
 
 Held-out images are resized to short side ``scale`` (aspect kept, sides multiples of 8), or to w x h.
@@ -143,6 +145,40 @@ class AspectCrop:
 
     def describe(self) -> dict:
         return {"short_side": self.scale}
+
+
+@dataclass(frozen=True)
+class MultiScaleCrop:
+    """Each sample at a scale of its own: short side drawn uniformly between ``min_scale`` and the image's own
+    short side (never enlarged beyond it; an image smaller than ``min_scale`` is enlarged to it), then a random
+    ``crop x crop`` window. One model so learns objects at every size it will run at, from 344x256 to a
+    640x480 frame's own; the crop keeps the cost of a step fixed. Held-out images are scored at their own
+    size (sides multiples of 8), where the structure a viewer sees is."""
+
+    min_scale: int = 256
+    crop: int = 256
+
+    def __post_init__(self):
+        if self.crop > self.min_scale:
+            raise ConfigError(f"crop {self.crop} is larger than the smallest scale {self.min_scale} (short side)")
+
+    def train(self, ir: np.ndarray, vis: np.ndarray, rng: np.random.Generator):
+        h, w = ir.shape[:2]
+        short = min(h, w)
+        target = rng.uniform(self.min_scale, max(self.min_scale, short))
+        s = target / short
+        nw, nh = max(self.crop, round(w * s)), max(self.crop, round(h * s))
+        if (nw, nh) != (w, h):
+            ir, vis = resize(ir, nw, nh), resize(vis, nw, nh)
+        y, x = rng.integers(0, nh - self.crop + 1), rng.integers(0, nw - self.crop + 1)
+        return ir[y:y + self.crop, x:x + self.crop], vis[y:y + self.crop, x:x + self.crop]
+
+    def eval_size(self, width: int, height: int) -> tuple[int, int]:
+        return short_side_size(width, height, max(self.min_scale, min(width, height)))
+
+    def describe(self) -> dict:
+        # short_side: the inference size a checkpoint defaults to (the fast end); multi_scale: what it learnt
+        return {"short_side": self.min_scale, "multi_scale": [self.min_scale, "own"]}
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,10 @@ Net = Callable[[torch.Tensor], list]
 
 def generator_objective(ir: torch.Tensor, vis: torch.Tensor, fake: torch.Tensor, d: Net, c: Net, vgg=None, *,
                         cos: bool = True, cos_centred: bool = False, tvd: bool = True, grid: bool = False,
+                        lambda_pixel: float = L.LAMBDA_PIXEL,
                         autocast: Callable = nullcontext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(L_G, its terms by name) for ``fake`` = G(``ir``) against ``vis``; ``vgg``: the perceptual features or None."""
+    """(L_G, its terms by name) for ``fake`` = G(``ir``) against ``vis``; ``vgg``: the perceptual features or None;
+    ``lambda_pixel``: λ1 (the paper's 100 by default)."""
     with autocast():
         fake_d, fake_c = d(fake), c(torch.cat([ir, fake], 1))
         with torch.no_grad():
@@ -45,7 +47,7 @@ def generator_objective(ir: torch.Tensor, vis: torch.Tensor, fake: torch.Tensor,
         terms["perceptual"] = L.perceptual_loss(fake_vgg, real_vgg)
     pixel = sum(terms[k] for k in ("l1", "cos", "tvd", "grid") if k in terms)
     feat = terms["fm"] + terms.get("perceptual", 0.0)
-    loss = L.LAMBDA_PIXEL * pixel + L.LAMBDA_ADV * (terms["gan"] + terms["cgan"]) + L.LAMBDA_FEAT * feat
+    loss = lambda_pixel * pixel + L.LAMBDA_ADV * (terms["gan"] + terms["cgan"]) + L.LAMBDA_FEAT * feat
     return loss, terms
 
 

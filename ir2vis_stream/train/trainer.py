@@ -41,12 +41,14 @@ from ..model import build_generator, count_parameters, generator_spec, resize_co
 from ..progress import ProgressBar
 from . import losses as L
 from .config import TrainConfig, lr_factor
-from .data import AspectCrop, DataError, FixedResize, PairedImages, epoch_indices, find_pairs
+from .data import AspectCrop, DataError, FixedResize, MultiScaleCrop, PairedImages, epoch_indices, find_pairs
 from .discriminator import MultiScaleDiscriminator
 from .objective import discriminator_objective, generator_objective
 from .vgg import VGG19Features
 
 STATE_FORMAT = "ir2vis-stream/train-state"
+# what a state saved before a setting existed ran with
+OLDER_STATE_DEFAULTS = {"upscale": True, "heldout_prefixes": [], "multi_scale": False, "lambda_pixel": 100.0}
 
 
 class Trainer:
@@ -71,7 +73,8 @@ class Trainer:
 
         # Data first: bad data should fail before anything slow happens.
         self.train_pairs, self.val_pairs = find_pairs(cfg.data, heldout_prefixes=tuple(cfg.heldout_prefixes))
-        self.policy = FixedResize(*cfg.resize) if cfg.resize else AspectCrop(cfg.scale, cfg.crop, upscale=cfg.upscale)
+        self.policy = (FixedResize(*cfg.resize) if cfg.resize else MultiScaleCrop(cfg.scale, cfg.crop) if cfg.multi_scale
+                       else AspectCrop(cfg.scale, cfg.crop, upscale=cfg.upscale))
         self.train_set = PairedImages(self.train_pairs, self.policy, train=True, seed=cfg.seed)
         self.val_set = PairedImages(self.val_pairs, self.policy, train=False)
         self.steps_per_epoch = (len(self.train_set) // self.world) // cfg.batch_size
@@ -154,7 +157,7 @@ class Trainer:
             fake = self.g_run(ir)
         loss_g, terms = generator_objective(ir, vis, fake, self.d_run, self.c_run, self.vgg, cos=cfg.cos,
                                             cos_centred=cfg.cos_centred, tvd=cfg.tvd, grid=cfg.grid_loss,
-                                            autocast=self.autocast)
+                                            lambda_pixel=cfg.lambda_pixel, autocast=self.autocast)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward(inputs=self.g_params)
         self.scaler.step(self.opt_g)
@@ -216,8 +219,11 @@ class Trainer:
         }
 
     def save_state(self) -> None:
+        """The resumable state (``state.pt``) and, beside it, the generator as it is now (``latest.pt``, a
+        checkpoint like ``best.pt``): a run cut off mid-epoch still leaves a model to evaluate."""
         if self.is_main:
             atomic_write(self.out / "state.pt", lambda tmp: torch.save(self.state_dict(), tmp))
+            save_checkpoint(self.out / "latest.pt", self.G, self.release_meta(self.history[-1]["val"] if self.history else None))
 
     def load_state(self, path: Path) -> None:
         if not path.is_file():
@@ -227,9 +233,9 @@ class Trainer:
             raise ConfigError(f"{path} is not an ir2vis-stream training state")
         saved = s["config"]
         for key in ("generator", "generator_config", "epochs", "batch_size", "scale", "crop", "resize", "seed",
-                    "upscale", "heldout_prefixes"):
+                    "upscale", "heldout_prefixes", "multi_scale", "lambda_pixel"):
             mine = _config_dict(self.cfg)[key]
-            if saved.get(key, {"upscale": True, "heldout_prefixes": []}.get(key)) != mine:
+            if saved.get(key, OLDER_STATE_DEFAULTS.get(key)) != mine:
                 raise ConfigError(f"--resume: {key} was {saved.get(key)!r} in the saved run, now {mine!r}; "
                                  f"use the same settings or a new --out folder")
         self.G.load_state_dict(s["G"])
@@ -254,7 +260,7 @@ class Trainer:
                 if cfg.heldout_prefixes else ""),
             "losses": L.LossSwitches(cfg.cos, cfg.tvd, cfg.perceptual, cfg.grid_loss).names(),
             "cos_centred": cfg.cos_centred, "upscale": cfg.upscale,
-            "lambdas": {"pixel": L.LAMBDA_PIXEL, "adversarial": L.LAMBDA_ADV, "feature": L.LAMBDA_FEAT},
+            "lambdas": {"pixel": cfg.lambda_pixel, "adversarial": L.LAMBDA_ADV, "feature": L.LAMBDA_FEAT},
             "initialised_from": self.init_meta,
             "vgg": ("random-init (test only)" if cfg.vgg_random_init else "imagenet") if cfg.perceptual else None,
             "epochs_done": self.epoch, "epochs_planned": cfg.epochs, "global_step": self.global_step,
