@@ -147,14 +147,15 @@ class Level(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, width: int, blocks: int, coarsest: bool,
-                 up: str = "tconv"):
+                 up: str = "tconv", below_width: int | None = None):
         super().__init__()
         self.stem = conv_norm_sine(in_channels, width)
         if coarsest:
             self.up = None
             self.fuse = None
-        else:
-            self.up = nn.Sequential(upsampler(width, up), nn.InstanceNorm2d(width, affine=True), Sine(width))
+        else:  # the upsampler also maps the coarser level's width to this one's
+            self.up = nn.Sequential(upsampler(below_width or width, up, width), nn.InstanceNorm2d(width, affine=True),
+                                    Sine(width))
             self.fuse = conv_norm_sine(2 * width, width)
         self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
         self.head = nn.Conv2d(width, out_channels, 3, padding=1)
@@ -173,8 +174,9 @@ UPSAMPLERS = ("tconv", "tconv-bilinear", "resize-conv")
 LEVEL_UPSAMPLING = ("nearest", "bilinear")
 
 
-def upsampler(width: int, kind: str) -> nn.Module:
-    """The 2x feature upsampling between levels (N, width, h, w) -> (N, width, 2h, 2w).
+def upsampler(width: int, kind: str, out_width: int | None = None) -> nn.Module:
+    """The 2x feature upsampling between levels (N, width, h, w) -> (N, out_width, 2h, 2w) (``out_width``: the
+    finer level's width, by default the same).
 
     ``tconv``: the paper's 4x4 stride-2 transposed convolution, default init. Its kernel overlaps unevenly
     (each output pixel gets 4 of the 16 taps, in one of 4 phases), a known checkerboard source (Odena et al.
@@ -182,18 +184,21 @@ def upsampler(width: int, kind: str) -> nn.Module:
     interpolation, so it starts artefact-free. ``resize-conv``: bilinear resize, then a 3x3 convolution
     (Odena et al.'s remedy; 3x3 weights, so not weight-compatible with the other two).
     """
+    out_width = out_width or width
     if kind == "resize-conv":
         return nn.Sequential(nn.Upsample(scale_factor=2.0, mode="bilinear", align_corners=False),
-                             nn.Conv2d(width, width, 3, padding=1))
+                             nn.Conv2d(width, out_width, 3, padding=1))
     if kind not in ("tconv", "tconv-bilinear"):
         raise ConfigError(f"unknown upsampler {kind!r}; choose one of {', '.join(UPSAMPLERS)}")
-    layer = nn.ConvTranspose2d(width, width, 4, stride=2, padding=1)
+    layer = nn.ConvTranspose2d(width, out_width, 4, stride=2, padding=1)
     if kind == "tconv-bilinear":
-        # 1-D taps of 2x bilinear interpolation for a 4-tap, stride-2, padding-1 transposed conv
+        # 1-D taps of 2x bilinear interpolation for a 4-tap, stride-2, padding-1 transposed conv; channel i to
+        # channel i (the first min(width, out_width) of them where the widths differ)
         taps = torch.tensor([0.25, 0.75, 0.75, 0.25])
+        both = range(min(width, out_width))
         with torch.no_grad():
             layer.weight.zero_()
-            layer.weight[range(width), range(width)] = taps[:, None] * taps[None, :]
+            layer.weight[both, both] = taps[:, None] * taps[None, :]
             layer.bias.zero_()
     return layer
 
@@ -207,7 +212,10 @@ class GeneratorConfig:
     upsampler between levels (see ``upsampler``); ``level_upsampling`` how each level's image is enlarged
     before it is added to the next one's: ``nearest`` as the paper (a blocky step at the coarse levels'
     period) or ``bilinear``. Both are weight-compatible with the paper's form; ``up`` is except for
-    ``resize-conv``.
+    ``resize-conv``. ``widths`` (finest first, one per level) gives each level its own channel count instead
+    of ``width`` for all: the full-resolution level costs 31 of the 70.6 GFLOP of a 256x256 frame at width 64,
+    so narrow fine levels (e.g. 16, 32, 64, 64) buy several times the speed while the deep 1/8 level keeps its
+    width (``count_flops``); the paper's form is ``widths=None``.
     """
 
     in_channels: int = 1
@@ -216,9 +224,15 @@ class GeneratorConfig:
     blocks: tuple[int, ...] = field(default=(2, 4, 12, 122))
     up: str = "tconv"
     level_upsampling: str = "nearest"
+    widths: tuple[int, ...] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "blocks", tuple(int(b) for b in self.blocks))
+        if self.widths is not None:
+            object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+            if len(self.widths) != len(self.blocks) or min(self.widths) < 1:
+                raise ConfigError(f"widths must give one positive width per level ({len(self.blocks)}), got "
+                                 f"{list(self.widths)}")
         if self.in_channels not in (1, 3):
             raise ConfigError(f"in_channels must be 1 or 3, got {self.in_channels}")
         if not self.blocks or any(b < 0 for b in self.blocks):
@@ -234,6 +248,11 @@ class GeneratorConfig:
     @property
     def levels(self) -> int:
         return len(self.blocks)
+
+    @property
+    def level_widths(self) -> tuple[int, ...]:
+        """Each level's channel count, finest first."""
+        return self.widths if self.widths is not None else (self.width,) * self.levels
 
     @property
     def size_multiple(self) -> int:
@@ -256,8 +275,10 @@ class MultiScaleGenerator(nn.Module):
         self.config = config or GeneratorConfig()
         c = self.config
         # levels[0] is full resolution, levels[-1] the coarsest.
+        widths = c.level_widths
         self.levels = nn.ModuleList(
-            Level(c.in_channels, c.out_channels, c.width, b, coarsest=(i == c.levels - 1), up=c.up)
+            Level(c.in_channels, c.out_channels, widths[i], b, coarsest=(i == c.levels - 1), up=c.up,
+                  below_width=widths[i + 1] if i + 1 < c.levels else None)
             for i, b in enumerate(c.blocks)
         )
         self.in_channels = c.in_channels
@@ -384,6 +405,10 @@ def generator_spec(model: nn.Module) -> dict:
     if isinstance(model, MultiScaleGenerator):
         cfg = asdict(model.config)
         cfg["blocks"] = list(cfg["blocks"])
+        if cfg["widths"] is None:
+            del cfg["widths"]  # the paper's form: as checkpoints written before per-level widths existed
+        else:
+            cfg["widths"] = list(cfg["widths"])
         return {"name": "msp", "config": cfg}
     raise TypeError(f"not a generator of this package: {type(model).__name__}")
 

@@ -663,7 +663,7 @@ def test_cuda_graphs_are_captured_once_per_shape_and_reused_for_smaller_batches(
     torch.testing.assert_close(held, eager(x[:1]), rtol=0, atol=1e-5)  # a clone, not the graph's static output
 
 
-@pytest.mark.parametrize("replay_seconds,eager_seconds,stays_graphs", [(0.0, 0.03, True), (0.03, 0.0, False)])
+@pytest.mark.parametrize("replay_seconds,eager_seconds,stays_graphs", [(0.0, 0.25, True), (0.25, 0.0, False)])  # far beyond a busy machine's noise
 def test_auto_keeps_graphs_only_where_they_measure_faster(trained_model, replay_seconds, eager_seconds, stays_graphs):
     engine = FakeGraphs.make(trained_model, replay_seconds, eager_seconds, compare_eager=True)
     engine.reason = "asked for"
@@ -806,3 +806,27 @@ def test_freed_activations_are_reused_without_page_faults(where):
         # Most runs on the main thread fault no page at all; on an AVX2 EPYC VM (2026-12-07) some refaulted up to 7
         # of the 18 blocks (the kernel took back some of the freed heap). Without it all 18 fault.
         assert runs["on"][1] < runs["off"][1] / 2
+
+
+@needs_ort
+def test_a_generator_with_per_level_widths_runs_in_every_cpu_engine_as_any_other(tmp_path):
+    """Narrow fine levels (the fast configuration's form) change channel counts between levels: the folded
+    inference model, the ONNX export and a checkpoint round trip keep the function."""
+    from ir2vis_stream.checkpoint import load_checkpoint
+
+    torch.manual_seed(0)
+    g = MultiScaleGenerator(GeneratorConfig(widths=(4, 8, 8), blocks=(1, 1, 2))).eval()
+    with torch.no_grad():  # non-trivial norms and sines, so a wrong fold would show
+        for m in g.modules():
+            if isinstance(m, torch.nn.InstanceNorm2d):
+                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.3, 0.3)
+            if isinstance(m, Sine):
+                m.omega.uniform_(0.7, 1.3), m.theta.uniform_(-0.2, 0.2)
+    x = torch.rand(2, 1, 40, 56) * 2 - 1
+    ref = g(x).detach()
+    assert rel_err(inference_model(g, None)(x).detach(), ref) <= 1e-5
+    assert rel_err(inference_model(g, None, inductor_cpu=True)(x).detach(), ref) <= 1e-5  # the one-pass norms
+    for engine in ("torch", "onnxruntime"):
+        assert rel_err(create_engine(engine, g, CPU, "fp32")(x), ref) <= 1e-4, engine
+    back = load_checkpoint(save_checkpoint(tmp_path / "w.pt", g, {"train_size": {"short_side": 32}}))
+    assert back.model.config.widths == (4, 8, 8) and rel_err(back.model(x).detach(), ref) <= 1e-6

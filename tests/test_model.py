@@ -178,6 +178,33 @@ def test_flops_of_default_model_at_256():
     assert 70 < gflop < 71  # documented in the module's layer table: 70.6
 
 
+def test_per_level_widths_narrow_the_fine_levels_and_cut_their_flops():
+    paper = MultiScaleGenerator()
+    fast = MultiScaleGenerator(GeneratorConfig(widths=(16, 32, 64, 64)))
+    # only levels 1/1 and 1/2 change: 31.4 + 12.7 GFLOP at width 64 become about a sixteenth and a quarter
+    assert count_flops(fast, 256, 256) / 1e9 == pytest.approx(31.9, abs=0.1)
+    assert count_flops(paper, 256, 256) / count_flops(fast, 256, 256) > 2.2
+    assert [lv.stem[0].out_channels for lv in fast.levels] == [16, 32, 64, 64]
+    # each upsampler maps the coarser level's width to its own
+    assert [(lv.up[0].in_channels, lv.up[0].out_channels) for lv in fast.levels[:-1]] == [(32, 16), (64, 32), (64, 64)]
+    for up in ("tconv", "tconv-bilinear", "resize-conv"):
+        g = MultiScaleGenerator(GeneratorConfig(widths=(4, 8, 8), blocks=(1, 1, 1), up=up))
+        assert g(torch.randn(2, 1, 20, 28)).shape == (2, 3, 20, 28)
+    # a narrowing bilinear tconv passes the first channels on as bilinear interpolation
+    x = torch.randn(1, 8, 8, 8)
+    y = upsampler(8, "tconv-bilinear", 4)(x)
+    torch.testing.assert_close(y[..., 1:-1, 1:-1], F.interpolate(x[:, :4], scale_factor=2.0, mode="bilinear",
+                                                                 align_corners=False)[..., 1:-1, 1:-1])
+    # the checkpoint spec names the widths, and rebuilds the same model; the paper's form names none
+    spec = generator_spec(fast)
+    assert spec["config"]["widths"] == [16, 32, 64, 64] and "widths" not in generator_spec(paper)["config"]
+    assert weight_spec(spec) != weight_spec(generator_spec(paper))
+    rebuilt = build_generator(spec["name"], **spec["config"])
+    assert [p.shape for p in rebuilt.parameters()] == [p.shape for p in fast.parameters()]
+    with pytest.raises(ValueError, match="one positive width per level"):
+        GeneratorConfig(widths=(16, 32, 64))
+
+
 def test_unknown_generator_name():
     with pytest.raises(ValueError, match="unknown generator"):
         build_generator("unet")

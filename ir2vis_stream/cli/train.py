@@ -1,7 +1,7 @@
 """``train`` (and the torchrun entry point ``python -m ir2vis_stream.train``).
 
 The options come from ``TrainConfig``'s fields (``train/config.py``: each option's help, flag and default
-live there once); ``--blocks``, ``--up`` and ``--level-upsampling`` from ``GeneratorConfig``'s.
+live there once); ``--blocks``, ``--widths``, ``--up`` and ``--level-upsampling`` from ``GeneratorConfig``'s.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ def _train_options(f):
             opts += [
                 click.option("--blocks", default=None, help="Residual blocks per level, finest first, "
                              f"comma-separated [default: {','.join(map(str, GENERATOR_DEFAULTS.blocks))}]."),
+                click.option("--widths", default=None, help="Channels per level, finest first, comma-separated (e.g. "
+                             "16,32,64,64: narrow fine levels, 2.2x fewer FLOPs) [default: "
+                             f"{GENERATOR_DEFAULTS.width} at every level, the paper's]."),
                 click.option("--up", type=click.Choice(UPSAMPLERS), default=GENERATOR_DEFAULTS.up, show_default=True,
                              help="Feature upsampling between levels: the paper's transposed conv, the same "
                                   "initialised as bilinear, or bilinear resize + 3x3 conv."),
@@ -68,23 +71,26 @@ def _train_options(f):
     return f
 
 
-def generator_config(generator: str, blocks: str | None, up: str, level_upsampling: str) -> dict:
+def generator_config(generator: str, blocks: str | None, up: str, level_upsampling: str,
+                     widths: str | None = None) -> dict:
     """Only what differs from the default, so a run's config (and --resume's check) names its deviations."""
     if generator != "msp":
-        if blocks or up != GENERATOR_DEFAULTS.up or level_upsampling != GENERATOR_DEFAULTS.level_upsampling:
-            raise click.UsageError("--blocks, --up and --level-upsampling apply to the msp generator only")
+        if blocks or widths or up != GENERATOR_DEFAULTS.up or level_upsampling != GENERATOR_DEFAULTS.level_upsampling:
+            raise click.UsageError("--blocks, --widths, --up and --level-upsampling apply to the msp generator only")
         return {}
     config = {k: v for k, v in (("up", up), ("level_upsampling", level_upsampling)) if v != getattr(GENERATOR_DEFAULTS, k)}
     if blocks:
         config["blocks"] = split_list([blocks], int, "--blocks")
+    if widths:
+        config["widths"] = split_list([widths], int, "--widths")
     return config
 
 
-def _train(data, resume, blocks, up, level_upsampling, **options):
+def _train(data, resume, blocks, widths, up, level_upsampling, **options):
     from ..train import train
 
     cfg = TrainConfig(data=list(data), generator_config=generator_config(options["generator"], blocks, up,
-                                                                          level_upsampling),
+                                                                          level_upsampling, widths),
                       **{k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()})
     try:
         train(cfg, resume=resume)
