@@ -9,7 +9,7 @@ from typing import Callable, NamedTuple
 
 from torch import nn
 
-from .checkpoint import CheckpointError, default_checkpoint_path, load_checkpoint
+from .checkpoint import CheckpointError, default_checkpoint_path, default_infer_size, load_checkpoint
 from .engines import create_engine
 from .engines.base import Engine
 from .gridfilter import grid_period
@@ -44,7 +44,7 @@ def load_engine(checkpoint=None, model: nn.Module | None = None, engine: str = "
     dev = resolve_device(device)
     if model is None:
         model, train_size = load_default_model(checkpoint)
-        spec = infer_size if infer_size is not None else train_size
+        spec = infer_size if infer_size is not None else default_infer_size(train_size, dev)
     else:
         spec = infer_size if infer_size is not None else "native"
     period = grid_period(model, grid_filter)
@@ -55,14 +55,15 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
         model: nn.Module | None = None, engine: str = "auto", device: str = "auto", precision: str = "auto",
         batch_size: int = 4, infer_size=None, fps: float | None = None, crf: int = 18, preset: str = "veryfast",
         side_by_side: bool = False, overwrite: bool = False, max_frames: int | None = None, rebuild: bool = False,
-        temporal: float | None = None, grid_filter: bool = True,
+        temporal: float | str | None = "auto", grid_filter: bool = True,
         on_start: Callable[[object], None] | None = None, on_tick: Callable[[int], None] | None = None,
         pipeline_hook: Callable[[Pipeline], None] | None = None) -> RunResult:
     """Colourise ``input`` (video file or frame folder) into ``output`` (.mp4/.mkv/.mov or a PNG folder).
 
     ``model`` (an nn.Module mapping (N,1,H,W) -> (N,3,H,W) in [-1, 1]) overrides ``checkpoint``;
     ``infer_size``: None (the checkpoint's training size), ``"native"``, or ``(W, H)``; ``temporal``: strength of
-    the flow-guided temporal filter (``ir2vis_stream.temporal``; 0.6 is ``run --temporal``), None for none;
+    the flow-guided temporal filter (``ir2vis_stream.temporal``; 0.6 is ``run --temporal``), None for none, ``"auto"``
+    (the default) on where post-processing runs on the host (``processor.resolve_temporal``);
     ``grid_filter``: take the up-sampling grid out of a model that leaves one (``ir2vis_stream.gridfilter``).
     Raises MediaError,
     CheckpointError or DeviceError with a one-line message; never leaves a partial output behind.

@@ -47,8 +47,28 @@ class Checkpoint:
 
     @property
     def train_size(self) -> dict:
-        """How the model was trained: ``{"short_side": S}`` (aspect kept) or ``{"size": [W, H]}``."""
+        """How the model was trained: ``{"short_side": S}`` (aspect kept), with ``"multi_scale": [S, "own"]`` for a
+        model trained at every size from short side S up to the images' own, or ``{"size": [W, H]}``."""
         return self.meta.get("train_size") or {"short_side": 256}
+
+    def default_infer_size(self, device: torch.device) -> dict:
+        """The inference size this model runs at on ``device`` unless told otherwise (``default_infer_size``)."""
+        return default_infer_size(self.train_size, device)
+
+
+GPU_MAX_WIDTH = 640  # a multi-scale model on a GPU runs at the frame's own size up to this width
+
+
+def default_infer_size(train_size: dict, device: torch.device) -> dict:
+    """A model's default inference size spec on ``device`` (see ``processor.resolve_infer_size``).
+
+    A single-scale model runs at its training size everywhere. A multi-scale one (trained from short side S up to
+    the images' own size) runs on a GPU at the frame's own size, up to ``GPU_MAX_WIDTH`` wide, where it keeps the
+    most of the scene at a few ms a frame; on a CPU at short side S, the size 2 CPU cores keep near real time at
+    (docs/pictures.md has the measured speed / structure table)."""
+    if "multi_scale" in train_size and device.type == "cuda":
+        return {"max_width": GPU_MAX_WIDTH}
+    return train_size
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: dict | None = None, *, half: bool = False) -> Path:

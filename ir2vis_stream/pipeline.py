@@ -121,7 +121,8 @@ class Pipeline:
     ``batch_size``: frames per engine call; ``queue_frames``: capacity of each queue in frames;
     ``max_frames``: stop after this many frames (a preview of a long video); ``record_latency``: keep each
     frame's time from decoded to written in ``RunResult.latencies`` (off by default: a live stream runs for hours);
-    ``temporal``: the strength of the flow-guided temporal filter (``ir2vis_stream.temporal``), None for none;
+    ``temporal``: the strength of the flow-guided temporal filter (``ir2vis_stream.temporal``), None for none,
+    ``"auto"`` for ``processor.resolve_temporal``'s rule;
     ``grid_period``: the up-sampling grid to filter out of the engine's output (``gridfilter``), None for none;
     ``on_device``: pre- and post-processing on the engine's device (``FrameProcessor``; default: on CUDA).
     """
@@ -138,7 +139,6 @@ class Pipeline:
         self.queue_frames = queue_frames or 2 * batch_size + 2
         self.max_frames = max_frames
         self.record_latency = record_latency
-        self.temporal = temporal  # strength of the flow-guided temporal filter (``temporal.py``); None: off
         self.frames = FrameProcessor(engine, infer_size, side_by_side=side_by_side, temporal=temporal,
                                      grid_period=grid_period, on_device=on_device)
         self._stop = threading.Event()  # graceful: stop reading input, finish what is in flight

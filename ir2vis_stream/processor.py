@@ -29,7 +29,10 @@ inference size, where it is periodic; None leaves the output as the engine made 
 
 Frame sizes: each input size gets its inference size once (``size_for``); stills of mixed sizes each keep
 their own. The temporal filter (``temporal.py``), when on, runs in ``finish`` at inference size on the host
-(its optical flow is OpenCV's), so frames must be finished in order.
+(its optical flow is OpenCV's), so frames must be finished in order. ``temporal="auto"`` (``run``'s and ``bench
+quality``'s default) turns it on where the frame path post-processes on the host anyway, i.e. on any engine
+device but CUDA, at ``DEFAULT_TEMPORAL``: there it costs the encode thread a few tens of ms a frame that a
+CPU run leaves idle; on a GPU it would move post-processing back to the host, so it stays off there.
 """
 
 from __future__ import annotations
@@ -47,17 +50,34 @@ from .frames import gray8_to_model, model_to_rgb8, resize, short_side_size
 from .gridfilter import remove_grid
 from .temporal import TemporalFilter
 
-__all__ = ["Batch", "FrameProcessor", "Prepared", "resolve_infer_size"]
+__all__ = ["Batch", "DEFAULT_TEMPORAL", "FrameProcessor", "Prepared", "resolve_infer_size", "resolve_temporal"]
+
+DEFAULT_TEMPORAL = 0.6  # run --temporal's strength: about 2.5 frames of memory along the flow
+
+
+def resolve_temporal(temporal, device: torch.device) -> float | None:
+    """The temporal filter's strength for ``temporal`` (a strength, None or 0 for off, or ``"auto"``) on ``device``:
+    ``auto`` is ``DEFAULT_TEMPORAL`` where post-processing runs on the host (any device but CUDA), else off."""
+    if temporal == "auto":
+        return DEFAULT_TEMPORAL if device.type != "cuda" else None
+    if isinstance(temporal, str):
+        raise ValueError(f"temporal is a strength in [0, 1), None or 'auto', not {temporal!r}")
+    return float(temporal) if temporal else None
 
 
 def resolve_infer_size(spec, width: int, height: int, multiple: int = 8) -> tuple[int, int]:
     """Inference (W, H) for a (width x height) input: ``"native"``, ``(W, H)``, or a checkpoint's train size
-    dict ``{"short_side": S}`` / ``{"size": [W, H]}``."""
+    dict ``{"short_side": S}`` / ``{"size": [W, H]}``, or ``{"max_width": W}``: the frame's own size (sides rounded
+    to ``multiple``), scaled down to W wide if it is wider."""
     if spec is None or spec == "native":
         return width, height
     if isinstance(spec, dict):
         if "size" in spec:
             return tuple(int(v) for v in spec["size"])
+        if "max_width" in spec:
+            s = min(1.0, int(spec["max_width"]) / width)
+            return (max(multiple, round(width * s / multiple) * multiple),
+                    max(multiple, round(height * s / multiple) * multiple))
         return short_side_size(width, height, int(spec["short_side"]), multiple)
     w, h = spec
     return int(w), int(h)
@@ -116,7 +136,8 @@ class FrameProcessor:
     """Colourise grey frames with ``engine`` at ``infer_size`` (see ``resolve_infer_size``).
 
     ``side_by_side``: the output is IR | colour, twice as wide; ``temporal``: the strength of the flow-guided
-    temporal filter, None for none (``reset()`` starts a new sequence for it); ``on_device``: pre- and
+    temporal filter, None for none, ``"auto"`` for ``resolve_temporal``'s rule (``reset()`` starts a new sequence
+    for it); ``on_device``: pre- and
     post-processing on the engine's device (default: on CUDA unless the temporal filter is on; on the CPU it
     runs the same torch code, which tests use). ``output``: the sink's ``VideoFormat``, or None for RGB frames
     (``run`` sets it from the sink it writes to). ``grid_period``: remove the engine's up-sampling grid of this
@@ -129,7 +150,8 @@ class FrameProcessor:
         self.grid_period = grid_period
         self.infer_size_spec = infer_size
         self.side_by_side = side_by_side
-        self.temporal = TemporalFilter(temporal) if temporal else None
+        strength = resolve_temporal(temporal, engine.device)
+        self.temporal = TemporalFilter(strength) if strength else None
         if on_device and self.temporal is not None:
             raise ValueError("the temporal filter runs on the host: on_device needs temporal=None")
         self.on_device = self.temporal is None and (self.device.type == "cuda" if on_device is None else on_device)

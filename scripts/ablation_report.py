@@ -10,7 +10,8 @@ A variant is ``NAME=CHECKPOINT[,infer=S|WxH|native][,level_upsampling=nearest|bi
 [,grid_filter=on|off]``: ``infer``
 runs it at short side S (or W x H, or the frame's own size) instead of its training size; ``level_upsampling``
 rebuilds it with that way of enlarging the level images (the weights do not change); ``temporal`` scores it
-with ``run --temporal A``'s filter; ``grid_filter`` (default ``on``, as ``run``) with or without ``run``'s grid filter
+with ``run --temporal A``'s filter, ``temporal=off`` without it (default: ``run``'s, on at 0.6 on a CPU; reports
+before the pictures campaign had it off unless a variant said so); ``grid_filter`` (default ``on``, as ``run``) with or without ``run``'s grid filter
 (reports written before 2026-12-07's second session had none: their variants say ``grid_filter`` null). Every
 variant goes through
 ``bench quality`` (the library call) under a named protocol (``ir2vis_stream.bench.protocol``; ``full`` by
@@ -118,7 +119,7 @@ def main() -> int:
         for v in variants:
             ck = variant_checkpoint(v, Path(tmp))
             common = dict(infer_size=infer_size(v["infer"]), engine=args.engine, device="cpu", precision="fp32",
-                          temporal=float(v["temporal"]) if v["temporal"] else None,
+                          temporal="auto" if v["temporal"] is None else None if v["temporal"] == "off" else float(v["temporal"]),
                           grid_filter=v["grid_filter"] == "on")
             pairs = quality_on_pairs([str(d) for d in gated], [ck], split="heldout", heldout_prefixes=prefixes, **common)
             result = {"variant": v, "protocol": args.protocol if args.data is None else "custom",

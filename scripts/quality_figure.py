@@ -25,7 +25,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ablation_report import DEFAULT_REFERENCE, DEFAULT_VIDEO, SHARED, infer_size, parse_variant, variant_checkpoint  # noqa: E402
+from ablation_report import SHARED, infer_size, parse_variant, variant_checkpoint  # noqa: E402
+
+from ir2vis_stream.bench.protocol import PROTOCOLS  # noqa: E402
 
 from ir2vis_stream.checkpoint import load_checkpoint  # noqa: E402
 from ir2vis_stream.engines import create_engine  # noqa: E402
@@ -33,6 +35,7 @@ from ir2vis_stream.frames import read_image, to_gray8  # noqa: E402
 from ir2vis_stream.gridfilter import grid_period  # noqa: E402
 from ir2vis_stream.processor import FrameProcessor  # noqa: E402
 
+DEFAULT_VIDEO, DEFAULT_REFERENCE = SHARED / PROTOCOLS["full"].video, SHARED / PROTOCOLS["full"].reference
 DEFAULT_PAIRS = [SHARED / "msrs_full" / "lwir" / "00204D.png", SHARED / "m3svd_dusk" / "lwir" / "0115_1847_0010.png",
                  SHARED / "roadscene" / "lwir" / "FLIR_00993.jpg"]
 

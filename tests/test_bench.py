@@ -476,7 +476,7 @@ def make_video_pair(tmp_path, frames=4, size=(48, 32), ref_frames=None, ref_size
 def test_bench_quality_on_a_registered_video_pair(tmp_path, tiny_checkpoint, no_imagenet):
     ir, vis = make_video_pair(tmp_path)
     report = quality_on_video(ir, vis, [tiny_checkpoint], csv_path=tmp_path / "v.csv")
-    assert report.source == {"kind": "video", "video": str(ir), "reference": str(vis), "frames": 4, "temporal": None,
+    assert report.source == {"kind": "video", "video": str(ir), "reference": str(vis), "frames": 4, "temporal": 0.6,
                              "grid_filter": True}
     assert [r["image"] for r in report.per_image[::2]] == [f"ir.mp4#{i}" for i in range(4)]
     base = report.models[0]

@@ -1,4 +1,8 @@
-"""The streaming job on clips the tests make: counts, timing, order, pixels, folders, 16-bit, audio."""
+"""The streaming job on clips the tests make: counts, timing, order, pixels, folders, 16-bit, audio.
+
+Every run here is made with temporal=None: these tests check the frame path's pixels and order, which the temporal
+filter (on by default on a CPU; tests/test_temporal.py) would blend between frames.
+"""
 
 import sys
 import time
@@ -26,7 +30,7 @@ def left_level(rgb: np.ndarray) -> float:
 def test_video_keeps_count_rate_timestamps_order_and_pixels(tmp_path, identity):
     src = make_video(tmp_path / "in.mp4", frames=15, fps=12)
     out = tmp_path / "out.mp4"
-    result = irs.run(src, out, model=identity, batch_size=4, crf=0)
+    result = irs.run(src, out, model=identity, batch_size=4, crf=0, temporal=None)
     assert result.frames == 15 and not result.ended_early and not result.interrupted
     frames, pts, tb, rate, _ = read_video(out)
     in_frames, in_pts, in_tb, in_rate, _ = read_video(src)
@@ -43,7 +47,7 @@ def test_variable_frame_rate_timestamps_survive(tmp_path, identity):
     pts = [0, 1, 3, 4, 9, 10, 11, 20]  # irregular gaps, in 1/30 s
     src = make_video(tmp_path / "vfr.mkv", frames=len(pts), fps=30, pts=pts, time_base=Fraction(1, 30))
     out = tmp_path / "out.mkv"
-    irs.run(src, out, model=identity)
+    irs.run(src, out, model=identity, temporal=None)
     _, out_pts, tb, _, _ = read_video(out)
     _, in_pts, in_tb, _, _ = read_video(src)  # matroska keeps milliseconds
     times = [p * tb for p in out_pts]
@@ -55,7 +59,7 @@ def test_variable_frame_rate_timestamps_survive(tmp_path, identity):
 def test_batch_sizes_give_the_same_frames(tmp_path, identity, batch_size):
     src = make_video(tmp_path / "in.mp4", frames=7)
     out = tmp_path / f"out{batch_size}"
-    result = irs.run(src, out, model=identity, batch_size=batch_size)
+    result = irs.run(src, out, model=identity, batch_size=batch_size, temporal=None)
     files = sorted(out.glob("*.png"))
     assert result.frames == len(files) == 7
     for i, f in enumerate(files):
@@ -66,7 +70,7 @@ def test_frame_folder_input_natural_sorted_with_fps(tmp_path, identity):
     folder = make_folder(tmp_path / "set00" / "V000" / "lwir", frames=11)
     # natural sort: I00010 after I00009, and names like 'I2' vs 'I10' sort by number
     out = tmp_path / "out.mp4"
-    result = irs.run(folder, out, model=identity, fps=20, crf=0)
+    result = irs.run(folder, out, model=identity, fps=20, crf=0, temporal=None)
     frames, pts, tb, rate, _ = read_video(out)
     assert result.frames == len(frames) == 11
     assert rate == 20
@@ -81,7 +85,7 @@ def test_natural_sort_of_unpadded_names(tmp_path, identity):
     for i in range(12):
         cv2.imwrite(str(folder / f"f{i}.png"), make_frame(i, 32, 24))
     out = tmp_path / "out"
-    irs.run(folder, out, model=identity)
+    irs.run(folder, out, model=identity, temporal=None)
     files = sorted(out.glob("*.png"))
     for i, f in enumerate(files):
         assert abs(left_level(cv2.imread(str(f))) - frame_value(i)) < 2
@@ -95,7 +99,7 @@ def test_stills_of_mixed_sizes_to_a_folder_keep_their_own_sizes(tmp_path, identi
         cv2.imwrite(str(folder / f"s{i}.png"), make_frame(i, w, h))
     out = tmp_path / "out"
     for spec in (None, (32, 24)):  # at each frame's own size, and resized to one inference size and back
-        result = irs.run(folder, out, model=identity, batch_size=4, infer_size=spec, overwrite=True)
+        result = irs.run(folder, out, model=identity, batch_size=4, infer_size=spec, overwrite=True, temporal=None)
         assert result.frames == 5
         got = [cv2.imread(str(out / f"frame_{i:06d}.png"), cv2.IMREAD_GRAYSCALE) for i in range(5)]
         assert [(g.shape[1], g.shape[0]) for g in got] == sizes
@@ -104,7 +108,7 @@ def test_stills_of_mixed_sizes_to_a_folder_keep_their_own_sizes(tmp_path, identi
                 assert np.array_equal(g, make_frame(i, w, h))
     # a video needs one frame size: a clear error, nothing written
     with pytest.raises(irs.MediaError, match="s1.png is 40x30, but the sequence started at 64x48; a video has one"):
-        irs.run(folder, tmp_path / "out.mp4", model=identity)
+        irs.run(folder, tmp_path / "out.mp4", model=identity, temporal=None)
     assert not (tmp_path / "out.mp4").exists()
 
 
@@ -112,7 +116,7 @@ def test_sixteen_bit_folder_is_stretched_to_8_bit(tmp_path, identity):
     folder = make_folder(tmp_path / "raw16", frames=3, sixteen_bit=True)
     assert cv2.imread(str(next(folder.iterdir())), cv2.IMREAD_UNCHANGED).dtype == np.uint16
     out = tmp_path / "out"
-    irs.run(folder, out, model=identity)
+    irs.run(folder, out, model=identity, temporal=None)
     img = cv2.imread(str(sorted(out.glob("*.png"))[0]))
     assert img.max() >= 250 and img.min() <= 5  # the robust stretch spans the 8-bit range
 
@@ -125,7 +129,7 @@ def test_sixteen_bit_video(tmp_path, identity):
     assert first.image.dtype == np.uint16
     source.close()
     out = tmp_path / "out.mp4"
-    result = irs.run(src, out, model=identity)
+    result = irs.run(src, out, model=identity, temporal=None)
     frames, *_ = read_video(out)
     assert result.frames == len(frames) == 5
     assert frames[0].max() >= 240
@@ -135,7 +139,7 @@ def test_audio_is_copied(tmp_path, identity):
     src = make_video(tmp_path / "with_audio.mp4", frames=20, fps=10, audio=True)
     assert read_video(src)[4]
     out = tmp_path / "out.mp4"
-    irs.run(src, out, model=identity)
+    irs.run(src, out, model=identity, temporal=None)
     import av
 
     with av.open(str(out)) as c:
@@ -186,7 +190,7 @@ def test_frames_without_timestamps_are_stamped_at_the_sinks_rate(tmp_path):
 def test_a_preview_keeps_only_the_audio_under_its_frames(tmp_path, identity):
     src = make_video(tmp_path / "with_audio.mp4", frames=30, fps=10, audio=True)  # 3 s of picture and sound
     out = tmp_path / "preview.mp4"
-    irs.run(src, out, model=identity, max_frames=5)  # 0.5 s of picture
+    irs.run(src, out, model=identity, max_frames=5, temporal=None)  # 0.5 s of picture
     import av
 
     with av.open(str(out)) as c:
@@ -219,17 +223,17 @@ def test_audio_the_output_cannot_hold_is_dropped_with_a_warning(tmp_path, identi
                 c.mux(p)
     out = tmp_path / "out.mkv"
     with pytest.warns(UserWarning, match=r"audio \(pcm_mulaw\) cannot be stored in a \.mkv file"):
-        result = irs.run(src, out, model=identity)
+        result = irs.run(src, out, model=identity, temporal=None)
     frames, *_, has_audio = read_video(out)
     assert result.frames == len(frames) == 10 and not has_audio
-    irs.run(src, tmp_path / "out.mov", model=identity)  # where it fits, it is copied
+    irs.run(src, tmp_path / "out.mov", model=identity, temporal=None)  # where it fits, it is copied
     assert read_video(tmp_path / "out.mov")[4]
 
 
 def test_side_by_side_doubles_width(tmp_path, identity):
     src = make_video(tmp_path / "in.mp4", frames=3, width=64, height=48)
     out = tmp_path / "sbs.mp4"
-    irs.run(src, out, model=identity, side_by_side=True)
+    irs.run(src, out, model=identity, side_by_side=True, temporal=None)
     frames, *_ = read_video(out)
     assert frames[0].shape == (48, 128, 3)
 
@@ -239,7 +243,7 @@ def test_sizes_not_multiple_of_8_come_back_at_input_size(tmp_path, tiny_checkpoi
     w, h = size
     folder = make_folder(tmp_path / "odd", frames=2, width=w, height=h)
     out = tmp_path / "odd.mkv"
-    result = irs.run(folder, out, checkpoint=tiny_checkpoint, infer_size="native", engine="torch")
+    result = irs.run(folder, out, checkpoint=tiny_checkpoint, infer_size="native", engine="torch", temporal=None)
     frames, *_ = read_video(out)
     assert frames[0].shape == (h, w, 3)
     assert result.infer_size == (w, h)
@@ -247,9 +251,9 @@ def test_sizes_not_multiple_of_8_come_back_at_input_size(tmp_path, tiny_checkpoi
 
 def test_inference_runs_at_checkpoint_training_size(tmp_path, tiny_checkpoint):
     src = make_video(tmp_path / "in.mp4", frames=2, width=64, height=48)
-    result = irs.run(src, tmp_path / "o.mp4", checkpoint=tiny_checkpoint, engine="torch")  # short side 32
+    result = irs.run(src, tmp_path / "o.mp4", checkpoint=tiny_checkpoint, engine="torch", temporal=None)  # short side 32
     assert result.infer_size == (40, 32)  # 64x48 scaled to short side 32 -> 42.7 -> multiple of 8
-    result = irs.run(src, tmp_path / "o2.mp4", checkpoint=tiny_checkpoint, infer_size=(24, 16), engine="torch")
+    result = irs.run(src, tmp_path / "o2.mp4", checkpoint=tiny_checkpoint, infer_size=(24, 16), engine="torch", temporal=None)
     assert result.infer_size == (24, 16)
     assert read_video(tmp_path / "o2.mp4")[0][0].shape == (48, 64, 3)
 
@@ -303,7 +307,7 @@ def test_engine_failure_stops_everything_and_leaves_no_output(tmp_path):
     src = make_video(tmp_path / "in.mp4", frames=30)
     out = tmp_path / "out.mp4"
     with pytest.raises(RuntimeError, match="engine exploded"):
-        irs.run(src, out, model=Recorder(fail_at=3), batch_size=2)
+        irs.run(src, out, model=Recorder(fail_at=3), batch_size=2, temporal=None)
     assert not out.exists()
     assert not list(tmp_path.glob(".out*"))  # no temporary file left either
 
@@ -319,7 +323,7 @@ def test_request_stop_finalises_a_valid_shorter_video(tmp_path):
                 pipes[0].request_stop()
             return super().forward(x)
 
-    result = irs.run(src, out, model=StopAfterThreeBatches(delay=0.01), batch_size=2, pipeline_hook=pipes.append)
+    result = irs.run(src, out, model=StopAfterThreeBatches(delay=0.01), batch_size=2, pipeline_hook=pipes.append, temporal=None)
     assert result.interrupted
     frames, *_ = read_video(out)
     assert 5 <= len(frames) == result.frames < 60
@@ -402,7 +406,7 @@ def test_truncated_video_keeps_what_decodes(tmp_path, identity):
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(data[: len(data) // 2])
     out = tmp_path / "out.mp4"
-    result = irs.run(cut, out, model=identity)
+    result = irs.run(cut, out, model=identity, temporal=None)
     frames, *_ = read_video(out)
     assert 0 < result.frames == len(frames) < 40
     for i, f in enumerate(frames):
@@ -413,14 +417,14 @@ def test_truncated_mp4_is_reported_as_ended_early(tmp_path, identity):
     data = faststart(make_video(tmp_path / "full.mp4", frames=40, width=96, height=64), tmp_path / "fast.mp4").read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: int(len(data) * 0.6)])
-    result = irs.run(cut, tmp_path / "out.mp4", model=identity)
+    result = irs.run(cut, tmp_path / "out.mp4", model=identity, temporal=None)
     assert result.ended_early
     assert 0 < result.frames < 40
 
 
 def test_max_frames_gives_a_preview(tmp_path, identity):
     src = make_video(tmp_path / "in.mp4", frames=20)
-    result = irs.run(src, tmp_path / "o.mp4", model=identity, max_frames=6)
+    result = irs.run(src, tmp_path / "o.mp4", model=identity, max_frames=6, temporal=None)
     assert result.frames == len(read_video(tmp_path / "o.mp4")[0]) == 6
     assert not result.ended_early
 
@@ -434,7 +438,7 @@ def test_busy_fractions_measure_each_stage_working(tmp_path):
             return super().forward(x)
 
     src = make_video(tmp_path / "in.mp4", frames=8)
-    result = irs.run(src, tmp_path / "out", model=Slow(), engine="torch", precision="fp32", batch_size=2)
+    result = irs.run(src, tmp_path / "out", model=Slow(), engine="torch", precision="fp32", batch_size=2, temporal=None)
     assert result.frames == 8
     assert result.busy["infer"] * result.seconds >= 4 * 0.05  # four batches
     assert result.busy["infer"] > result.busy["decode"] and result.busy["infer"] > 0.5

@@ -206,3 +206,17 @@ def test_pipeline_on_the_device_path_writes_the_host_paths_video(tmp_path):
     assert pts_a == pts_b and len(a) == len(b) == 9
     for i, (x, y) in enumerate(zip(a, b)):
         assert np.abs(x.astype(int) - y).mean() < 1.5, i
+
+
+def test_a_multi_scale_model_runs_at_the_frames_own_size_on_a_gpu_and_at_its_smallest_on_a_cpu():
+    from ir2vis_stream.checkpoint import GPU_MAX_WIDTH, default_infer_size
+    from ir2vis_stream.processor import resolve_infer_size
+
+    multi = {"short_side": 256, "multi_scale": [256, "own"]}
+    cpu, gpu = default_infer_size(multi, torch.device("cpu")), default_infer_size(multi, torch.device("cuda", 0))
+    assert resolve_infer_size(cpu, 640, 480) == (344, 256)
+    assert GPU_MAX_WIDTH == 640 and resolve_infer_size(gpu, 640, 480) == (640, 480)
+    assert resolve_infer_size(gpu, 1280, 1024) == (640, 512)  # wider frames are scaled to 640 wide
+    assert resolve_infer_size(gpu, 350, 270) == (352, 272)  # smaller ones run at their own size (sides of 8)
+    single = {"short_side": 256}  # a model trained at one scale runs at it everywhere
+    assert default_infer_size(single, torch.device("cuda")) == single == default_infer_size(single, torch.device("cpu"))

@@ -2,6 +2,7 @@
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 import ir2vis_stream as irs
@@ -83,8 +84,8 @@ def test_run_with_temporal_keeps_frames_and_steadies_the_output(tmp_path):
     still.mkdir()
     for i in range(10):
         cv2.imwrite(str(still / f"f{i:02d}.png"), scene(48, 64))
-    plain, steady = tmp_path / "plain.mp4", tmp_path / "steady.mp4"
-    irs.run(still, plain, model=Flickering(), batch_size=1, crf=0)
+    plain, steady, default = tmp_path / "plain.mp4", tmp_path / "steady.mp4", tmp_path / "default.mp4"
+    irs.run(still, plain, model=Flickering(), batch_size=1, crf=0, temporal=None)
     result = irs.run(still, steady, model=Flickering(), batch_size=1, crf=0, temporal=0.6)
     a, b = (np.stack(read_video(p)[0]).astype(float) for p in (plain, steady))
     assert result.frames == len(b) == 10
@@ -92,6 +93,20 @@ def test_run_with_temporal_keeps_frames_and_steadies_the_output(tmp_path):
     assert change(b) < 0.5 * change(a)
     # the first frame has nothing to blend with
     assert np.abs(a[0] - b[0]).mean() < 0.5
+    # on a CPU the filter is run's default, at 0.6
+    irs.run(still, default, model=Flickering(), batch_size=1, crf=0)
+    np.testing.assert_array_equal(np.stack(read_video(default)[0]), np.stack(read_video(steady)[0]))
+
+
+def test_the_temporal_filter_is_on_by_default_where_post_processing_runs_on_the_host():
+    from ir2vis_stream.processor import DEFAULT_TEMPORAL, resolve_temporal
+
+    assert resolve_temporal("auto", torch.device("cpu")) == DEFAULT_TEMPORAL == 0.6
+    assert resolve_temporal("auto", torch.device("cuda", 0)) is None  # the GPU path keeps frames on the device
+    assert resolve_temporal(None, torch.device("cpu")) is None and resolve_temporal(0.0, torch.device("cpu")) is None
+    assert resolve_temporal(0.3, torch.device("cuda")) == 0.3  # asked for, it runs anywhere
+    with pytest.raises(ValueError, match="temporal is a strength"):
+        resolve_temporal("on", torch.device("cpu"))
 
 
 def test_bench_quality_scores_with_the_filter(tmp_path):
@@ -101,9 +116,11 @@ def test_bench_quality_scores_with_the_filter(tmp_path):
 
     ck = save_checkpoint(tmp_path / "tiny.pt", tiny_generator(0), {"train_size": {"short_side": 32}})
     ir = make_video(tmp_path / "ir.mp4", frames=6)
-    off = quality_on_video(ir, ir, [ck], engine="torch", device="cpu")
+    off = quality_on_video(ir, ir, [ck], engine="torch", device="cpu", temporal=None)
     on = quality_on_video(ir, ir, [ck], engine="torch", device="cpu", temporal=0.6)
     assert on.source["temporal"] == 0.6 and off.source["temporal"] is None
+    default = quality_on_video(ir, ir, [ck], engine="torch", device="cpu")  # run's default on a CPU: on
+    assert default.source["temporal"] == 0.6 and default.models[1].psnr == on.models[1].psnr
     assert on.models[1].psnr != off.models[1].psnr  # the filter ran on the model's frames
     assert on.models[0].psnr == off.models[0].psnr  # and not on the IR baseline
 

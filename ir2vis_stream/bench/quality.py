@@ -13,6 +13,8 @@ The protocol, which the README states and the numbers depend on:
   compiled engine recompile for each);
 - RMSE, PSNR, SSIM and LPIPS from ``ir2vis_stream.metrics`` (8-bit scale), per image, then averaged;
 - the baseline "IR as grey": the IR image itself in R, G and B, which any model must beat;
+- the temporal filter as ``run`` has it: on (0.6) on a CPU, off on a GPU, unless ``temporal`` says otherwise (the
+  report's ``source`` records the strength used);
 - temporal stability: the flicker ratio (output change / IR change between consecutive frames) over the
   sequences whose pair names carry evenly spaced frame numbers (the frames of a video, as in KAIST), and always
   for a video pair. Nothing is computed across sequence boundaries.
@@ -43,7 +45,7 @@ from ..hardware import resolve_device
 from ..media import MediaError, VideoSource
 from ..metrics import (FlickerMeter, LPIPSMetric, LPIPSUnavailable, WarpMeter, colourfulness, edges_kept,
                        flicker_ratio, grid_ratio, image_metrics)
-from ..processor import FrameProcessor
+from ..processor import FrameProcessor, resolve_temporal
 from ..train.data import DataError, find_pairs
 from ..files import atomic_write
 from .report import BenchError, check_report_path, machine_description, now_iso
@@ -109,6 +111,8 @@ def _describe_size(spec) -> str:
     if spec is None or spec == "native":
         return "native"
     if isinstance(spec, dict):
+        if "max_width" in spec:
+            return f"native up to {spec['max_width']} wide"
         return f"{spec['size'][0]}x{spec['size'][1]}" if "size" in spec else f"short side {spec['short_side']}"
     return f"{spec[0]}x{spec[1]}"
 
@@ -151,14 +155,14 @@ class _Evaluator:
     and per folder."""
 
     def __init__(self, checkpoints: list[Checkpoint], names: list[str], *, infer_size, engine: str, device: str,
-                 precision: str, lpips_net: str, lpips_random_backbone: bool, temporal: float | None = None,
+                 precision: str, lpips_net: str, lpips_random_backbone: bool, temporal: float | str | None = None,
                  grid_filter: bool = True):
         self.device = resolve_device(device)
-        # one frame path per model, as ``run`` builds it: with run --temporal's filter when asked (on the frames
+        # one frame path per model, as ``run`` builds it: with run's temporal filter where it is on (on the frames
         # of sequences only; reset at each new one)
         self.models = []
         for name, ck in zip(names, checkpoints):
-            spec = infer_size if infer_size is not None else ck.train_size
+            spec = infer_size if infer_size is not None else ck.default_infer_size(self.device)
             period = grid_period(ck.model, grid_filter)
             frames = FrameProcessor(create_engine(engine, ck.model, self.device, precision), spec, temporal=temporal,
                                     grid_period=period)
@@ -311,7 +315,7 @@ def _data_error(exc: Exception) -> BenchError:
 
 
 def quality_on_pairs(data, checkpoints=None, *, split: str = "all", heldout_prefixes=(), infer_size=None,
-                     temporal: float | None = None, grid_filter: bool = True,
+                     temporal: float | str | None = "auto", grid_filter: bool = True,
                      engine: str = "torch", device: str = "auto", precision: str = "fp32", lpips_net: str = "alex",
                      lpips_random_backbone: bool = False, csv_path=None, json_path=None,
                      on_start: Callable[[int], None] | None = None,
@@ -338,6 +342,7 @@ def quality_on_pairs(data, checkpoints=None, *, split: str = "all", heldout_pref
     for p in pairs:
         sequences.setdefault(p.ir.parent.parent, []).append(p)
     ckpts, names = _load_checkpoints(checkpoints)
+    temporal = resolve_temporal(temporal, resolve_device(device))  # the strength it ran with goes in the report
     ev = _Evaluator(ckpts, names, infer_size=infer_size, engine=engine, device=device, precision=precision,
                     lpips_net=lpips_net, lpips_random_backbone=lpips_random_backbone, temporal=temporal,
                     grid_filter=grid_filter)
@@ -392,7 +397,7 @@ def _reference_size(path: Path) -> tuple[int, int]:
 
 
 def quality_on_video(video, reference, checkpoints=None, *, max_frames: int | None = None, infer_size=None,
-                     temporal: float | None = None, grid_filter: bool = True, engine: str = "torch",
+                     temporal: float | str | None = "auto", grid_filter: bool = True, engine: str = "torch",
                      device: str = "auto", precision: str = "fp32", lpips_net: str = "alex",
                      lpips_random_backbone: bool = False, csv_path=None, json_path=None,
                      on_start: Callable[[int], None] | None = None,
@@ -415,6 +420,7 @@ def quality_on_video(video, reference, checkpoints=None, *, max_frames: int | No
             raise BenchError(f"{video} is {info.width}x{info.height} but {reference} is {ref_size[0]}x{ref_size[1]}; "
                              f"a registered pair has one size")
         ckpts, names = _load_checkpoints(checkpoints)
+        temporal = resolve_temporal(temporal, resolve_device(device))
         ev = _Evaluator(ckpts, names, infer_size=infer_size, engine=engine, device=device, precision=precision,
                         lpips_net=lpips_net, lpips_random_backbone=lpips_random_backbone, temporal=temporal,
                         grid_filter=grid_filter)

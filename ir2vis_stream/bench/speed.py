@@ -41,7 +41,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..checkpoint import default_checkpoint_path, load_checkpoint
+from ..checkpoint import default_checkpoint_path, default_infer_size, load_checkpoint
 from ..engines import ENGINES
 from ..frames import Percentile16To8, to_gray8
 from ..hardware import resolve_device
@@ -110,7 +110,8 @@ def speed_benchmark(input: str | os.PathLike | None = None, *, checkpoint: str |
     if model is not None:
         size_spec, model_name = "native", type(model).__name__
     else:
-        model, size_spec, model_name = speed_model(checkpoint)
+        model, train_size, model_name = speed_model(checkpoint)
+        size_spec = default_infer_size(train_size, dev)
     if infer_size is not None:
         size_spec = infer_size
     period = grid_period(model, grid_filter)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .app import main
-from .options import bench_errors, grid_filter_option, parse_size, split_list, write_report
+from .options import bench_errors, grid_filter_option, parse_size, split_list, temporal_option, write_report
 from ..engines import ENGINES
 
 
@@ -77,8 +77,7 @@ def bench_speed_cmd(input, checkpoint, engines, batch_sizes, frames, device, pre
 @click.option("--infer-size", default=None, help="WxH, or 'native' [default: each checkpoint's training size].")
 @click.option("--lpips-net", type=click.Choice(["alex", "vgg"]), default="alex", show_default=True,
               help="LPIPS trunk network.")
-@click.option("--temporal", type=click.FloatRange(0, 1, max_open=True), default=None, is_flag=False, flag_value=0.6,
-              metavar="[STRENGTH]", help="Score with run --temporal's filter on (sequences and videos).")
+@temporal_option
 @grid_filter_option
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Video pairs: compare the first N frames.")
 @click.option("--engine", default="torch", show_default=True,

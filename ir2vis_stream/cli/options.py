@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 
 import click
@@ -45,6 +46,23 @@ def grid_filter_option(f):
     return click.option("--grid-filter/--no-grid-filter", default=True, show_default=True,
                         help="Take the model's up-sampling grid (8 pixels) out of its output, for models that "
                              "leave one.")(f)
+
+
+def temporal_option(f):
+    """``--temporal [STRENGTH]`` / ``--no-temporal``: the flow-guided temporal filter (``temporal.py``). Neither: ``auto``,
+    on (0.6) where the frame path post-processes on the host (the CPU), off on a GPU (``processor.resolve_temporal``)."""
+    @functools.wraps(f)
+    def command(*args, temporal, no_temporal, **kwargs):
+        if no_temporal and temporal is not None:
+            raise click.UsageError("--temporal and --no-temporal exclude each other")
+        return f(*args, temporal=None if no_temporal else "auto" if temporal is None else temporal, **kwargs)
+
+    command = click.option("--no-temporal", is_flag=True, help="Turn the temporal filter off (also on a CPU).")(command)
+    return click.option("--temporal", type=click.FloatRange(0, 1, max_open=True), default=None, is_flag=False,
+                        flag_value=0.6, metavar="[STRENGTH]",
+                        help="Steadier colour: blend each frame with the last, carried along the IR's optical flow "
+                             "(STRENGTH 0-1; 0.6 when given without a value). Default: on (0.6) on a CPU, where it "
+                             "runs in the otherwise idle encode thread; off on a GPU.")(command)
 
 
 def split_list(values, convert=str, option: str = "") -> list:

@@ -7,7 +7,7 @@ import sys
 import click
 
 from .app import main
-from .options import engine_options, grid_filter_option, parse_size
+from .options import engine_options, grid_filter_option, parse_size, temporal_option
 
 
 @main.command("run")
@@ -22,10 +22,7 @@ from .options import engine_options, grid_filter_option, parse_size
 @click.option("--crf", default=18, show_default=True, help="x264 quality (lower is better, 0 lossless).")
 @click.option("--preset", default="veryfast", show_default=True, help="x264 speed preset.")
 @click.option("--side-by-side", is_flag=True, help="Write IR | colourised side by side.")
-@click.option("--temporal", "temporal", type=click.FloatRange(0, 1, max_open=True), default=None, is_flag=False,
-              flag_value=0.6, metavar="[STRENGTH]",
-              help="Steadier colour: blend each frame with the last, carried along the IR's optical flow "
-                   "(STRENGTH 0-1, default 0.6 when given without a value).")
+@temporal_option
 @grid_filter_option
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames (a preview).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
