@@ -55,6 +55,7 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
         model: nn.Module | None = None, engine: str = "auto", device: str = "auto", precision: str = "auto",
         batch_size: int = 4, infer_size=None, fps: float | None = None, crf: int = 18, preset: str = "veryfast",
         side_by_side: bool = False, overwrite: bool = False, max_frames: int | None = None, rebuild: bool = False,
+        background_build: bool | None = None,
         temporal: float | str | None = "auto", grid_filter: bool = True,
         on_start: Callable[[object], None] | None = None, on_tick: Callable[[int], None] | None = None,
         pipeline_hook: Callable[[Pipeline], None] | None = None) -> RunResult:
@@ -64,7 +65,9 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
     ``infer_size``: None (the checkpoint's training size), ``"native"``, or ``(W, H)``; ``temporal``: strength of
     the flow-guided temporal filter (``ir2vis_stream.temporal``; 0.6 is ``run --temporal``), None for none, ``"auto"``
     (the default) on where post-processing runs on the host (``processor.resolve_temporal``);
-    ``grid_filter``: take the up-sampling grid out of a model that leaves one (``ir2vis_stream.gridfilter``).
+    ``grid_filter``: take the up-sampling grid out of a model that leaves one (``ir2vis_stream.gridfilter``);
+    ``background_build``: whether the compile engine may start its package build in a process that outlives the
+    call (None: unless ``$IR2VIS_STREAM_NO_BACKGROUND_BUILD`` is set).
     Raises MediaError,
     CheckpointError or DeviceError with a one-line message; never leaves a partial output behind.
     ``on_start(source_info, expected_frames)`` and ``on_tick(frames_done)`` feed a progress display; ``pipeline_hook``
@@ -77,7 +80,7 @@ def run(input: str | os.PathLike, output: str | os.PathLike, *, checkpoint: str 
     source = open_source(input, fps, mixed_sizes=kind == "folder")
     try:
         eng, size_spec, period = load_engine(checkpoint, model, engine, device, precision, infer_size, grid_filter,
-                                             rebuild=rebuild, batch=batch_size,
+                                             rebuild=rebuild, batch=batch_size, background_build=background_build,
                                              log=lambda msg: print(msg, file=sys.stderr))
         pipe = Pipeline(eng, infer_size=size_spec, batch_size=batch_size, side_by_side=side_by_side,
                         max_frames=max_frames, temporal=temporal, grid_period=period)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .api import run
+from .cli.options import background_build_notice
 from .checkpoint import CheckpointError, default_checkpoint_path, load_checkpoint
 from .errors import UserError
 from .hardware import reuse_freed_memory
@@ -48,7 +49,24 @@ def main(argv=None) -> int:
     if result.engine_reason:
         print(f"engine chosen because: {result.engine_reason}")
     print(f"result (IR | colourised, side by side): {out.resolve()}")
+    sheet = contact_sheet(out, out_dir / f"{src.stem}_frames.png", result.frames)
+    print(f"a few frames of it as one picture: {sheet.resolve()}")
+    background_build_notice()
     return 0
+
+
+def contact_sheet(video: Path, path: Path, total: int, frames: int = 4) -> Path:
+    """``frames`` evenly spaced frames of the side-by-side ``video`` (IR | colour; ``total`` frames long) stacked
+    into one PNG, so the result can be seen without a video player. Only the picked frames are kept."""
+    import cv2
+    import numpy as np
+
+    from .media import rgb_frames
+
+    wanted = {round(i * (total - 1) / max(1, frames - 1)) for i in range(min(frames, total))}
+    picks = [image for i, image in enumerate(rgb_frames(video)) if i in wanted]
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(picks, axis=0), cv2.COLOR_RGB2BGR))
+    return path
 
 
 if __name__ == "__main__":

@@ -56,6 +56,18 @@ def _first_line(exc: BaseException) -> str:
 
 
 # ---- sources -----------------------------------------------------------------------------------------------
+def rgb_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
+    """The (H, W, 3) uint8 RGB frames of a colour video, in order (``VideoSource`` gives grey ones, by design):
+    a visible reference video, or a video ``run`` wrote."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            yield frame.to_ndarray(format="rgb24")
+
+
 class VideoSource:
     """Any video FFmpeg can read, decoded with frame threading; grey frames with their pts.
 

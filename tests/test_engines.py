@@ -830,3 +830,47 @@ def test_a_generator_with_per_level_widths_runs_in_every_cpu_engine_as_any_other
         assert rel_err(create_engine(engine, g, CPU, "fp32")(x), ref) <= 1e-4, engine
     back = load_checkpoint(save_checkpoint(tmp_path / "w.pt", g, {"train_size": {"short_side": 32}}))
     assert back.model.config.widths == (4, 8, 8) and rel_err(back.model(x).detach(), ref) <= 1e-6
+
+
+@needs_ort
+def test_with_background_builds_off_no_build_starts_and_auto_moves_on(trained_model, monkeypatch, tmp_path, capsys):
+    from ir2vis_stream.cli.options import background_build_notice
+    from ir2vis_stream.engines import aot
+
+    monkeypatch.setattr("ir2vis_stream.engines.cpu_has_fast_bf16", lambda: True)  # compile first, as on AVX512-BF16
+    monkeypatch.setattr("ir2vis_stream.engines.cxx_compiler", lambda: "/usr/bin/g++")
+    started = len(aot._STARTED)
+    with pytest.raises(EngineUnavailable, match="background builds are off"):
+        create_engine("compile", trained_model, CPU, "fp32", background_build=False)
+    eng = create_engine("auto", trained_model, CPU, background_build=False)  # no cached package here
+    assert eng.name == "onnxruntime" and "background builds are off" in eng.reason
+    monkeypatch.setenv("IR2VIS_STREAM_NO_BACKGROUND_BUILD", "1")
+    with pytest.raises(EngineUnavailable, match="background builds are off"):
+        create_engine("compile", trained_model, CPU, "fp32")
+    assert len(aot._STARTED) == started  # nothing was started
+    # a build that outlives the command is named in one line, with how to skip it
+    background_build_notice()
+    assert capsys.readouterr().err == ""
+
+    class Running:
+        process, log_path = type("P", (), {"pid": 4242})(), tmp_path / "build.log"
+
+        def poll(self):
+            return None
+    monkeypatch.setattr(aot, "_STARTED", [Running()])
+    background_build_notice()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pid 4242" in err and str(tmp_path / "build.log") in err
+    assert "--no-background-build" in err and "IR2VIS_STREAM_NO_BACKGROUND_BUILD=1" in err
+    monkeypatch.setattr(aot, "_STARTED", [])  # the stand-in is no process for the suite's clean-up to stop
+
+
+def test_run_passes_no_background_build_down_to_the_compile_engine(tmp_path):
+    from conftest import make_video
+
+    ck = save_checkpoint(tmp_path / "tiny.pt", tiny_generator(), {"train_size": {"short_side": 32}})
+    clip = make_video(tmp_path / "in.mp4", frames=2)
+    r = CliRunner().invoke(main, ["run", str(clip), "-o", str(tmp_path / "out.mp4"), "-c", str(ck), "--engine", "compile",
+                                  "--precision", "fp32", "--no-background-build", "-q"])
+    assert r.exit_code == 1 and "background builds are off" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "out.mp4").exists()

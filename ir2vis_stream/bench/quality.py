@@ -42,7 +42,7 @@ from ..engines import create_engine
 from ..frames import Percentile16To8, natural_key, read_image, to_gray8
 from ..gridfilter import grid_period
 from ..hardware import resolve_device
-from ..media import MediaError, VideoSource
+from ..media import MediaError, VideoSource, rgb_frames
 from ..metrics import (FlickerMeter, LPIPSMetric, LPIPSUnavailable, WarpMeter, colourfulness, edges_kept,
                        flicker_ratio, grid_ratio, image_metrics)
 from ..processor import FrameProcessor, resolve_temporal
@@ -370,17 +370,6 @@ def quality_on_pairs(data, checkpoints=None, *, split: str = "all", heldout_pref
     return report
 
 
-def _reference_frames(path: Path) -> Iterator[np.ndarray]:
-    """RGB frames of the visible reference video (the pipeline's sources are grey by design)."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            yield frame.to_ndarray(format="rgb24")
-
-
 def _reference_size(path: Path) -> tuple[int, int]:
     import av
 
@@ -427,7 +416,7 @@ def quality_on_video(video, reference, checkpoints=None, *, max_frames: int | No
         if on_start is not None:
             on_start(min(info.frames, max_frames or info.frames) if info.frames else max_frames)
         stretch = Percentile16To8()
-        ir_frames, ref_frames = iter(source), _reference_frames(reference)
+        ir_frames, ref_frames = iter(source), rgb_frames(reference)
         n = 0
         try:
             while max_frames is None or n < max_frames:

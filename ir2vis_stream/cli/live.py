@@ -7,7 +7,7 @@ import sys
 import click
 
 from .app import main
-from .options import engine_options, grid_filter_option, parse_size
+from .options import background_build_notice, engine_options, grid_filter_option, parse_size
 
 
 @main.command("live")
@@ -33,7 +33,7 @@ from .options import engine_options, grid_filter_option, parse_size
 @click.option("--overwrite", is_flag=True, help="Replace an existing recording.")
 @click.option("-q", "--quiet", is_flag=True, help="No per-second readout or summary.")
 def live_cmd(source, output, serve, no_window, no_overlay, realtime, checkpoint, engine, device, precision, rebuild,
-             infer_size, grid_filter, retries, duration, max_frames, overwrite, quiet):
+             no_background_build, infer_size, grid_filter, retries, duration, max_frames, overwrite, quiet):
     """Colourise a camera live: the newest frame wins, so the delay stays bounded. q or Ctrl-C stops."""
     from ..api import load_engine
     from ..live import NO_DISPLAY, LiveSession, display_available, parse_serve_address
@@ -55,7 +55,8 @@ def live_cmd(source, output, serve, no_window, no_overlay, realtime, checkpoint,
     try:
         eng, size_spec, period = load_engine(checkpoint, engine=engine, device=device, precision=precision,
                                              infer_size=parse_size(infer_size, allow_native=True),
-                                             grid_filter=grid_filter, rebuild=rebuild)
+                                             grid_filter=grid_filter, rebuild=rebuild,
+                                             background_build=not no_background_build)
         session = LiveSession(source, eng, infer_size=size_spec, grid_period=period, output=output,
                               overwrite=overwrite, serve=address, window=window, overlay=not no_overlay,
                               realtime=realtime, retries=retries,
@@ -68,5 +69,6 @@ def live_cmd(source, output, serve, no_window, no_overlay, realtime, checkpoint,
         click.echo(stats.summary())
         if engine == "auto" and getattr(eng, "reason", ""):
             click.echo(f"engine {eng.describe()}: {eng.reason}")
+    background_build_notice()
     if stats.end == "source lost":
         sys.exit(1)

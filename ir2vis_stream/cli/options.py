@@ -27,7 +27,7 @@ def parse_size(value: str | None, allow_native: bool = False):
 
 
 def engine_options(f):
-    """--engine, --device, --precision and --rebuild, shared by every command that runs the model."""
+    """--engine, --device, --precision, --rebuild and --no-background-build, for every command that runs the model."""
     opts = [
         click.option("--engine", type=click.Choice(["auto", *ENGINES]), default="auto", show_default=True,
                      help="Inference backend; auto picks by a fixed rule (README: Engines) and says why."),
@@ -35,10 +35,25 @@ def engine_options(f):
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
                      show_default=True, help="auto: bf16 on CUDA GPUs that support it (else fp16), bf16 on CPUs with AMX/AVX512-BF16, else fp32."),
         click.option("--rebuild", is_flag=True, help="Rebuild cached ONNX exports, TensorRT plans and compile packages."),
+        click.option("--no-background-build", "no_background_build", is_flag=True,
+                     help="Start no background build of the compiled CPU engine (it outlives the command; for scripts "
+                          "and containers); also IR2VIS_STREAM_NO_BACKGROUND_BUILD=1. Without a cached package, auto "
+                          "then picks the next engine."),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def background_build_notice() -> None:
+    """One line on stderr for each compile-package build this process started that outlives it."""
+    from ..engines.aot import running_builds
+    from ..engines.torch_engine import NO_BACKGROUND_BUILD_ENV
+
+    for build in running_builds():
+        click.echo(f"note: the compiled engine for this CPU goes on building in the background after this command "
+                   f"(pid {build.process.pid}, lowest priority, 3-5 minutes on 2 cores, once; log: {build.log_path}); "
+                   f"later runs start with it. --no-background-build or {NO_BACKGROUND_BUILD_ENV}=1 skips it.", err=True)
 
 
 def grid_filter_option(f):

@@ -7,7 +7,7 @@ import sys
 import click
 
 from .app import main
-from .options import engine_options, grid_filter_option, parse_size, temporal_option
+from .options import background_build_notice, engine_options, grid_filter_option, parse_size, temporal_option
 
 
 @main.command("run")
@@ -27,7 +27,7 @@ from .options import engine_options, grid_filter_option, parse_size, temporal_op
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames (a preview).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def run_cmd(input, output, checkpoint, engine, device, precision, rebuild, batch_size, infer_size, fps, crf, preset,
+def run_cmd(input, output, checkpoint, engine, device, precision, rebuild, no_background_build, batch_size, infer_size, fps, crf, preset,
             side_by_side, temporal, grid_filter, max_frames, overwrite, quiet):
     """Colourise INPUT (a video, or a folder of IR frames) into OUTPUT."""
     from ..api import run
@@ -41,7 +41,8 @@ def run_cmd(input, output, checkpoint, engine, device, precision, rebuild, batch
             result = run(input, output, checkpoint=checkpoint, engine=engine, device=device, precision=precision,
                          batch_size=batch_size, infer_size=parse_size(infer_size, allow_native=True), fps=fps,
                          crf=crf, preset=preset, side_by_side=side_by_side, overwrite=overwrite, max_frames=max_frames,
-                         rebuild=rebuild, temporal=temporal, grid_filter=grid_filter,
+                         rebuild=rebuild, background_build=not no_background_build, temporal=temporal,
+                         grid_filter=grid_filter,
                          on_start=progress.start, on_tick=progress.update)
     except KeyboardInterrupt:
         click.echo("aborted; no output written", err=True)
@@ -55,3 +56,4 @@ def run_cmd(input, output, checkpoint, engine, device, precision, rebuild, batch
         click.echo(result.summary())
         if result.engine_reason and engine == "auto":
             click.echo(f"engine {result.engine}: {result.engine_reason}")
+    background_build_notice()

@@ -51,7 +51,8 @@ def _build(name: str, model: nn.Module, device: torch.device, precision: str, **
         return CudaGraphEngine(model, device, precision, **{k: v for k, v in options.items()
                                                              if k in ("compare_eager", "log")})
     if name == "compile":
-        return CompiledEngine(model, device, precision, **{k: v for k, v in options.items() if k in ("rebuild", "log", "wait")})
+        return CompiledEngine(model, device, precision, **{k: v for k, v in options.items()
+                                                            if k in ("rebuild", "log", "wait", "background_build")})
     if name == "onnxruntime":
         from .onnxruntime_engine import OnnxRuntimeEngine
 

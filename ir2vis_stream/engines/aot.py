@@ -173,6 +173,11 @@ class Build:
 _STARTED: list[Build] = []
 
 
+def running_builds() -> list[Build]:
+    """The builds this process started that are still running (they outlive the process unless cancelled)."""
+    return [b for b in _STARTED if b.poll() is None]
+
+
 def cancel_builds() -> int:
     """Stop every build this process started that is still running (a build normally outlives its run, to
     cache its package; a test or a benchmark that measures something else stops them); how many were stopped."""

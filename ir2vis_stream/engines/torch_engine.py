@@ -50,6 +50,9 @@ def cxx_compiler() -> str | None:
     return None
 
 
+NO_BACKGROUND_BUILD_ENV = "IR2VIS_STREAM_NO_BACKGROUND_BUILD"  # set (to anything): no package build starts
+
+
 class CompiledEngine(TorchEngine):
     """The model compiled by inductor, under the same precision rules; on the CPU one package for every size.
 
@@ -57,7 +60,9 @@ class CompiledEngine(TorchEngine):
       model, precision, torch version and CPU instruction set and cached; a cached package loads in about
       0.3 s. Without one, the engine runs eager at once and builds the package in a background
       process, then switches to it between two calls (``log`` says so); ``wait=True`` blocks until it is in.
-      A failed build leaves the engine eager, with one warning.
+      A failed build leaves the engine eager, with one warning. ``background_build=False`` (default: unless
+      ``$IR2VIS_STREAM_NO_BACKGROUND_BUILD`` is set) starts no build: without a cached package the engine is
+      unavailable (``auto`` moves on), for scripts and containers that must leave no process behind.
     - CUDA: ``torch.compile`` of the aligned forward, with static shapes captured as CUDA graphs
       (``mode="reduce-overhead"``): each (batch, H, W) compiles once; batches smaller than the largest seen
       are padded up to it (the last batch of a video) rather than compiling again. Kernels are cached on disk
@@ -75,7 +80,7 @@ class CompiledEngine(TorchEngine):
     name = "compile"
 
     def __init__(self, model: nn.Module, device: torch.device, precision: str = "auto", *, rebuild: bool = False,
-                 log: Callable[[str], None] | None = None, wait: bool = False):
+                 log: Callable[[str], None] | None = None, wait: bool = False, background_build: bool | None = None):
         import os
         from concurrent.futures import ThreadPoolExecutor
 
@@ -101,11 +106,13 @@ class CompiledEngine(TorchEngine):
             self.static_shapes = True
             return
         self.static_shapes = False
-        self._fn = self._package_or_build(rebuild)
+        if background_build is None:
+            background_build = not os.environ.get(NO_BACKGROUND_BUILD_ENV)
+        self._fn = self._package_or_build(rebuild, background_build)
         if wait:
             self.wait_ready()
 
-    def _package_or_build(self, rebuild: bool):
+    def _package_or_build(self, rebuild: bool, background_build: bool):
         from . import aot
 
         self.package = aot.package_path(self.source, self.precision)
@@ -115,6 +122,9 @@ class CompiledEngine(TorchEngine):
         fn = aot.load_package(self.package)
         if fn is not None:
             return fn
+        if not background_build:
+            raise EngineUnavailable("no compiled package is cached for this model and CPU, and background builds "
+                                    f"are off (--no-background-build / {NO_BACKGROUND_BUILD_ENV})")
         self.build = aot.Build(self.source, self.precision, self.package)
         self.log("compile: building the compiled engine in the background (minutes, once for this model and "
                  "machine: it serves every frame size; cached for next time); running eager until it is ready")
