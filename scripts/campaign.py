@@ -2,6 +2,7 @@
 
     python scripts/campaign.py train --minutes 150     # resume the local run, else start from the release
     python scripts/campaign.py status                  # where the run stands: steps, epochs, held-out figures
+    python scripts/campaign.py ablate --minutes 40     # the equal-compute ablations, one arm at a time
 
 The run lives in ``runs/campaign/<recipe name>/`` (``runs/`` is not in git). ``train`` resumes it exactly
 (``--resume``: same data order, optimiser and discriminators) when its state is there, i.e. when the machine
@@ -17,6 +18,14 @@ when the budget is spent.
     python scripts/release_stage.py runs/campaign/NAME --checkpoint latest.pt \\
         --base ir2vis_stream/weights/default.pt --out ir2vis_stream/weights/default.pt \\
         --comparison benchmarks/results/gate-DATE.json
+
+``ablate`` trains each arm of ``ARMS`` (the recipe with one change: narrow fine levels, a lower lambda_1, resize +
+conv) from the release for the same wall-clock minutes, one at a time, each in ``runs/ablation/<arm>/``; an arm
+cut off by the session's end resumes where it stopped next time (its minutes so far are in ``minutes.json``),
+and a finished one is skipped. Then compare them in one run:
+
+    python scripts/ablation_report.py --json benchmarks/results/ablation-DATE.json \
+        "release=ir2vis_stream/weights/default.pt" "recipe=runs/ablation/recipe/latest.pt" ...
 
 A stage that passes is committed as the new ``weights/default.pt`` (one weights change a session at most);
 one that fails stays out of git, and the gate's table goes into the closing note and docs/.
@@ -50,6 +59,29 @@ RECIPE = {
 }
 
 
+# The equal-compute ablations of the pictures campaign: the recipe, and the recipe with one change each. All start
+# from the release (narrow levels take the tensors whose shapes did not change; resize + conv its least-squares
+# conversion), so each arm's minutes go to learning, not to relearning.
+ARMS = {
+    "recipe": [],
+    "widths-16-32": ["--widths", "16,32,64,64"],
+    "lambda-30": ["--lambda-pixel", "30"],
+    "lambda-10": ["--lambda-pixel", "10"],
+    "resize-conv": ["--up", "resize-conv"],
+}
+
+
+def arm_recipe(arm: str) -> dict:
+    """The campaign's recipe with the arm's change (a later option overrides an earlier one of the same flag)."""
+    options = list(RECIPE["options"])
+    for flag, value in zip(ARMS[arm][::2], ARMS[arm][1::2]):
+        if flag in options:
+            options[options.index(flag) + 1] = value
+        else:
+            options += [flag, value]
+    return {"name": arm, "data": RECIPE["data"], "options": options}
+
+
 def run_dir(recipe: dict = RECIPE) -> Path:
     return ROOT / "runs" / "campaign" / recipe["name"]
 
@@ -64,13 +96,13 @@ def train_command(out: Path, recipe: dict = RECIPE, release: Path = RELEASE) -> 
     return cmd + ["--init", str(release), "--d-warmup-steps", str(D_WARMUP_STEPS)]
 
 
-def train(minutes: float, out: Path) -> int:
-    missing = [d for d in RECIPE["data"] if not (SHARED / d).is_dir()]
+def train(minutes: float, out: Path, recipe: dict = RECIPE) -> int:
+    missing = [d for d in recipe["data"] if not (SHARED / d).is_dir()]
     if missing:
         print(f"error: the campaign's data is not here: {', '.join(str(SHARED / d) for d in missing)}", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    cmd = train_command(out)
+    cmd = train_command(out, recipe)
     print(("resuming " if "--resume" in cmd else "starting from the release: ") + str(out), flush=True)
     with open(out / "campaign.out", "a") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
@@ -89,6 +121,25 @@ def train(minutes: float, out: Path) -> int:
     code = proc.wait()
     print(f"trainer ended with {code}; {status_line(out)}", flush=True)
     return 0 if code in (0, 130) else 1
+
+
+def ablate(minutes: float, arms: list[str], root: Path) -> int:
+    """Each arm for ``minutes`` of wall clock in all, across sessions; arms already done are skipped."""
+    for arm in arms:
+        out = root / arm
+        spent_file = out / "minutes.json"
+        spent = json.loads(spent_file.read_text())["minutes"] if spent_file.is_file() else 0.0
+        if spent >= minutes:
+            print(f"{arm}: done ({spent:.0f} minutes)", flush=True)
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        code = train(minutes - spent, out, arm_recipe(arm))
+        spent += (time.monotonic() - started) / 60
+        spent_file.write_text(json.dumps({"minutes": round(spent, 2), "budget": minutes}) + "\n")
+        if code:
+            return code
+    return 0
 
 
 def status_line(out: Path) -> str:
@@ -113,9 +164,17 @@ def main(argv=None) -> int:
     t = sub.add_parser("train", help="train for a wall-clock budget, at low priority")
     t.add_argument("--minutes", type=float, required=True)
     sub.add_parser("status", help="where the run stands")
+    a = sub.add_parser("ablate", help="the equal-compute ablations, one arm at a time, at low priority")
+    a.add_argument("--minutes", type=float, default=40, help="wall-clock minutes per arm [default: 40]")
+    a.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
     args = ap.parse_args(argv)
     if args.command == "train":
         return train(args.minutes, run_dir())
+    if args.command == "ablate":
+        unknown = [a for a in args.arms.split(",") if a not in ARMS]
+        if unknown:
+            ap.error(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+        return ablate(args.minutes, args.arms.split(","), ROOT / "runs" / "ablation")
     print(status_line(run_dir()))
     return 0
 

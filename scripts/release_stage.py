@@ -92,7 +92,8 @@ def stage_meta(base: dict, run: dict, log: list[dict], comparison: dict | None =
         "train_seconds": round(train_s), "device": run["device"], "precision": run["precision"],
         "compiled": run["compiled"],
         "init": f"the release of stage {number - 1} (the discriminators started fresh)"
-                + (f"; upsampler {init['upsampler_converted']}" if init.get("upsampler_converted") else ""),
+                + (f"; upsampler {init['upsampler_converted']}" if init.get("upsampler_converted") else "")
+                + (f"; {init['partial']}" if init.get("partial") else ""),
         "heldout": renamed(run["heldout"]),
     }
     if not same_data:

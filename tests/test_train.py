@@ -586,6 +586,16 @@ def test_max_steps_ends_mid_epoch_with_last_pt_and_init_takes_weight_compatible_
     assert resized.init_meta["upsampler_converted"].startswith("tconv -> resize-conv")
     torch.testing.assert_close(resized.G.state_dict()["levels.0.head.weight"], last.model.state_dict()["levels.0.head.weight"])
     assert resized.G.state_dict()["levels.0.up.0.1.weight"].shape[-2:] == (3, 3)
+    # narrower fine levels: the tensors whose shapes did not change come from --init, the rest start fresh
+    narrow = Trainer(tiny_config([data], tmp_path / "w", init=str(tmp_path / "a" / "last.pt"),
+                                 generator_config={**TINY_G, "widths": [2, 4, 4, 4]}))
+    assert narrow.init_meta["partial"].startswith("widths [2, 4, 4, 4] from [4, 4, 4, 4]")
+    for k, v in last.model.state_dict().items():
+        if k.startswith(("levels.2.", "levels.3.")):  # 4 wide, fed by 4-wide levels: as they were
+            torch.testing.assert_close(narrow.G.state_dict()[k], v, msg=k)
+    assert narrow.G.state_dict()["levels.0.stem.0.weight"].shape[0] == 2
+    assert narrow.G.state_dict()["levels.1.up.0.weight"].shape[:2] == (4, 4)  # 4 -> 4: kept as well
+    torch.testing.assert_close(narrow.G.state_dict()["levels.1.up.0.weight"], last.model.state_dict()["levels.1.up.0.weight"])
     # any other difference is still refused
     with pytest.raises(ValueError, match="--init .* holds a msp generator"):
         Trainer(tiny_config([data], tmp_path / "e", init=str(tmp_path / "a" / "last.pt"),
@@ -689,3 +699,15 @@ def test_the_campaign_resumes_its_local_run_else_starts_from_the_release(tmp_pat
     (tmp_path / "log.jsonl").write_text(json.dumps({"event": "step", "step": 40, "sec_per_step": 8.7}) + "\n"
                                         + json.dumps({"event": "epoch", "epoch": 1, "val": {"all": {"psnr": 15.1, "ssim": 0.5}}}) + "\n")
     assert campaign.status_line(tmp_path).endswith("step 40, 8.7 s/step, epoch 1 held-out PSNR 15.10 / SSIM 0.500")
+    # the ablation arms: the recipe with one flag changed or added, each run for its minutes across sessions
+    lam = campaign.arm_recipe("lambda-30")["options"]
+    assert lam.count("--lambda-pixel") == 1 and lam[lam.index("--lambda-pixel") + 1] == "30"
+    assert campaign.arm_recipe("widths-16-32")["options"][-2:] == ["--widths", "16,32,64,64"]
+    calls = []
+    campaign.train = lambda minutes, out, recipe: calls.append((round(minutes), out.name, recipe["name"])) or 0
+    (tmp_path / "abl" / "lambda-30").mkdir(parents=True)
+    (tmp_path / "abl" / "lambda-30" / "minutes.json").write_text(json.dumps({"minutes": 40.5}))  # done
+    (tmp_path / "abl" / "lambda-10").mkdir()
+    (tmp_path / "abl" / "lambda-10" / "minutes.json").write_text(json.dumps({"minutes": 15.0}))  # cut off
+    assert campaign.ablate(40, ["lambda-30", "lambda-10", "recipe"], tmp_path / "abl") == 0
+    assert calls == [(25, "lambda-10", "lambda-10"), (40, "recipe", "recipe")]

@@ -127,15 +127,24 @@ class Trainer:
         ck = load_checkpoint(path)
         theirs, mine = generator_spec(ck.model), generator_spec(self.G)
         state = ck.model.state_dict()
-        converted = None
+        converted = partial = None
         if weight_spec(theirs) != weight_spec(mine) and _tconv_to_resize_conv(theirs, mine):
             state, converted = resize_conv_state(state), "tconv -> resize-conv (least-squares fit)"
+        elif weight_spec(theirs) != weight_spec(mine) and _only_widths_differ(theirs, mine):
+            # narrower (or wider) levels: every tensor of the same name and shape comes from --init (the levels
+            # whose width and neighbours' widths are unchanged), the rest keep their fresh initialisation
+            own = self.G.state_dict()
+            kept = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+            state = {**own, **kept}
+            partial = (f"widths {list(self.G.config.level_widths)} from {list(ck.model.config.level_widths)}: "
+                       f"{len(kept)} of {len(own)} tensors from --init, the rest fresh")
         elif weight_spec(theirs) != weight_spec(mine):
             raise ConfigError(f"--init {path} holds a {theirs['name']} generator with config {theirs['config']}; "
                              f"this run trains {mine['name']} with config {mine['config']}")
         self.G.load_state_dict(state)
         keys = ("epochs_done", "global_step", "batch_size", "heldout")
-        return {"path": str(path), **{k: ck.meta.get(k) for k in keys}, "upsampler_converted": converted}
+        return {"path": str(path), **{k: ck.meta.get(k) for k in keys}, "upsampler_converted": converted,
+                **({"partial": partial} if partial else {})}
 
     # ---- one step ---------------------------------------------------------------------------------------
     def autocast(self):
@@ -371,6 +380,15 @@ def _tconv_to_resize_conv(theirs: dict, mine: dict) -> bool:
     a, b = weight_spec(theirs), weight_spec(mine)
     return (a["name"] == b["name"] == "msp" and a["config"]["up"] == "tconv" and b["config"]["up"] == "resize-conv"
             and {**a["config"], "up": None} == {**b["config"], "up": None})
+
+
+def _only_widths_differ(theirs: dict, mine: dict) -> bool:
+    """True when two msp generators differ only in their channel widths (``width``, ``widths``)."""
+    a, b = weight_spec(theirs), weight_spec(mine)
+
+    def rest(config: dict) -> dict:
+        return {k: v for k, v in config.items() if k not in ("width", "widths")}
+    return a["name"] == b["name"] == "msp" and rest(a["config"]) == rest(b["config"])
 
 
 def _batches(loader):
