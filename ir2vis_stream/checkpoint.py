@@ -64,7 +64,7 @@ def default_infer_size(train_size: dict, device: torch.device) -> dict:
 
     A single-scale model runs at its training size everywhere. A multi-scale one (trained from short side S up to
     the images' own size) runs on a GPU at the frame's own size, up to ``GPU_MAX_WIDTH`` wide, where it keeps the
-    most of the scene at a few ms a frame; on a CPU at short side S, the size 2 CPU cores keep near real time at
+    most of the scene and is still fast; on a CPU at short side S, the size 2 CPU cores keep near real time at
     (docs/pictures.md has the measured speed / structure table)."""
     if "multi_scale" in train_size and device.type == "cuda":
         return {"max_width": GPU_MAX_WIDTH}

@@ -2,7 +2,7 @@
 
 The paper's generator enlarges its features 2x three times with 4x4 stride-2 transposed convolutions and adds
 nearest-upsampled level images, so its output carries a faint pattern that repeats every 8 inference pixels
-(Odena et al. 2016; README "Pictures": grid measure 4.3 on held-out pairs, 1.0 is a real image's). A
+(Odena et al. 2016; its grid measure, where 1.0 is a real image's, is well above 1: docs/pictures.md). A
 grid-free up-sampler has to be trained from scratch (the release's finer levels use the pattern as signal), so
 this filter removes it from the output instead. It is a local notch filter at the grid's harmonics:
 
@@ -19,8 +19,8 @@ columns (or rows) of periods that each phase's estimate sees; a mean would take 
 subtract it again 8 and 16 pixels away (echoes), the median ignores it. Detail that does not repeat with the
 grid's phase is kept, and a linear ramp leaves no estimate (step 1 takes it out whole). What goes with the
 artefact is real content that repeats at exactly the grid's period and phase over the neighbourhood. On
-held-out pairs the grid measure falls from 4.3 to about 1.1 (README "Pictures"). Cost: a box filter and
-two medians of 5, about 20 ms per frame at 344 x 256 on one CPU core (the model: 250-1000 ms there).
+held-out pairs the grid measure falls to about a real image's (measured: docs/pictures.md). Cost: a box filter
+and two medians of 5, small beside the model's own time per frame (measured: docs/performance.md).
 
 Works on any float ``(N, C, H, W)`` batch at inference size, on any device; the model's own input is not
 needed. Which models need it: ``grid_period`` (the model says).

@@ -87,7 +87,7 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
         return PRECISIONS[precision]
     if precision != "auto":
         raise DeviceError(f"unknown precision {precision!r}; use auto, fp32, bf16 or fp16")
-    if device.type == "cuda":  # bf16 needs no loss scaling and was faster than fp16 on an H200 (README)
+    if device.type == "cuda":  # bf16 needs no loss scaling and measured faster than fp16 (docs/performance.md)
         return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
     return torch.bfloat16 if cpu_has_fast_bf16() else None
 
@@ -103,19 +103,16 @@ def reuse_freed_memory(threshold: int = 1 << 30) -> bool:
 
     By default glibc hands every block over 32 MiB straight to the kernel (``mmap``) and back (``munmap``) when
     freed, and every touch of a fresh page is a fault the kernel answers by zeroing it. Eager inference on the
-    CPU frees and reallocates activations of tens of MiB hundreds of times per frame: measured here at
-    344x256 batch 4, eager bf16, 2.7 M page faults in 12 frames, and the kernel's share of the CPU time 7.6 of
-    26 s; with this, 0.07 M faults and 0.2 s (``ru_stime``). The price is memory: the heap keeps its peak
-    (+0.4 GiB there).
+    CPU frees and reallocates activations of tens of MiB hundreds of times per frame, so page faults and the
+    kernel's share of the CPU time (``ru_stime``) were a large part of a frame; with this, they nearly vanish
+    (measured: docs/performance.md). The price is memory: the heap keeps its peak.
 
     It also makes every thread allocate from the one main heap (``M_ARENA_MAX`` 1). glibc gives each new thread
     an arena of its own, and such an arena serves no block over 64 MiB from its heap: those are mapped and
     unmapped at every call whatever the threshold. The pipeline's inference thread (and, until the compile
-    engine ran on its caller's thread, the engine's own) allocate activations of 80-340 MiB at 640x512:
-    measured with ``benchmarks/engine_speed.py --paths static-compile:fp32,compile:fp32 --sizes 640x512
-    --batches 4 --rounds 3`` on 2 AVX2 cores, the compiled package on its thread ran at 1.62x the time of the
-    same graph on the main thread (6.7 M page faults); with one arena, 1.03x (3.7 M faults, most of them the
-    eager baseline's first calls).
+    engine ran on its caller's thread, the engine's own) allocate activations of 80-340 MiB at 640x512: the
+    compiled package on its thread ran well behind the same graph on the main thread, and with one arena about
+    level with it (``benchmarks/engine_speed.py``; measured: docs/performance.md).
     Must run before the process starts threads that allocate (glibc fixes the arena limit at the first
     thread's first allocation); the command line (``cli``, ``make demo``) calls it first; a library user opts in."""
     import ctypes
@@ -157,9 +154,9 @@ def release_torch_workers() -> bool:
     Each thread that runs a parallel op keeps a team of workers for the next one, and when the process holds
     more of them than it has CPUs, libgomp makes every team give up its CPU between two parallel regions
     instead of spinning: the next region waits for a wake-up. A compiled model runs about 600 regions a frame,
-    so one idle team left on another thread made it 1.6x slower (256x256, bf16, 2 cores: 245 -> 410 ms a
-    frame; measured with a team left on a thread that only waited). ``Pipeline.run`` calls this on the thread
-    that started it (which loaded the model, then only waits), so the inference thread's team is the only
-    one. The workers come back at this thread's next parallel op (OpenMP's ``omp_pause_resource_all``)."""
+    so one idle team left on another thread (one that only waited) made it markedly slower (measured:
+    docs/performance.md). ``Pipeline.run`` calls this on the thread that started it (which loaded the model,
+    then only waits), so the inference thread's team is the only one. The workers come back at this thread's
+    next parallel op (OpenMP's ``omp_pause_resource_all``)."""
     omp = _openmp()
     return omp is not None and omp.omp_pause_resource_all(1) == 0  # 1: omp_pause_soft

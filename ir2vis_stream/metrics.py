@@ -25,8 +25,8 @@ Conventions (those of the paper's table and of scikit-image):
   authors' MATLAB code, borders are padded by replication, not zeros, so a flat image has no gradient at its
   edges (on a 640x480 image the two agree to within a few thousandths). Its blind spot: it compares gradient
   magnitudes only, so texture added where the reference has texture raises the similarity whatever it is; a
-  random 8-pixel tile added to a soft output lowered GMSD as much as the model's own grid did (README
-  "Pictures", the grid filter). Read it beside the grid measure and the picture.
+  random 8-pixel tile added to a soft output lowered GMSD as much as the model's own grid did
+  (docs/pictures.md, the grid filter). Read it beside the grid measure and the picture.
 - Grid (checkerboard) measure, ``grid_energy``: a generator that enlarges images 2x three times (levels at
   1/8, 1/4, 1/2 of its inference size W x H) leaves artefacts periodic in 8 inference pixels; in the DFT of
   the output (at whatever size it was resized to) they sit exactly at the bins (a W/8, b H/8). The measure
@@ -111,7 +111,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     g = _gaussian_window(a.device).tolist()
 
     # Separable Gaussian over the 'valid' region, as weighted sums of shifted views accumulated in place:
-    # in float64 this is about 5x faster than conv2d, which has no fast float64 path on the CPU.
+    # in float64 this is faster than conv2d, which has no fast float64 path on the CPU.
     def blur(t):
         for dim, length in ((-2, h - size + 1), (-1, w - size + 1)):
             out = t.narrow(dim, 0, length) * g[0]

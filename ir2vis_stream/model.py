@@ -263,7 +263,8 @@ class GeneratorConfig:
     def grid_period(self) -> int | None:
         """The period in pixels of the pattern that the up-sampling leaves in the output (``gridfilter``):
         transposed convolutions between levels (``tconv``, ``tconv-bilinear`` once trained) repeat every
-        2 ** (levels - 1) pixels; None for ``resize-conv`` (grid measure 1.1-1.4, README "Pictures") and one level."""
+        2 ** (levels - 1) pixels; None for ``resize-conv`` (next to no grid; measured: docs/pictures.md) and for
+        one level."""
         return None if self.up == "resize-conv" or self.levels < 2 else self.size_multiple
 
 
@@ -449,9 +450,9 @@ def resize_conv_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
 
     Lets a model trained with the paper's upsampler start a resize + conv fine-tune from its other weights
     instead of from scratch. The fitted layer keeps only the part of the transposed conv's output that is the
-    same in its four phases; for the release that part is small (per channel its correlation with the original
-    output is 0.2-0.5, ``scripts/upsampler_conversion.py``), so the converted model starts far from it (10.3 dB
-    held-out against 15.7) and the fine-tune has to relearn most of what the upsampler carried.
+    same in its four phases; for the release that part is small (``scripts/upsampler_conversion.py`` shows it),
+    so the converted model starts far from the release's pictures and the fine-tune has to relearn most of what
+    the upsampler carried (measured: docs/pictures.md).
     """
     fit = _resize_conv_fit()
     out = {}

@@ -273,7 +273,7 @@ class Pipeline:
         self._errors.clear()
         self.done = 0
         # this thread only waits from here: its OpenMP workers (from loading the model, say) beside the inference
-        # thread's would make every parallel region of the model wait for a wake-up (1.6x slower measured)
+        # thread's would make every parallel region of the model wait for a wake-up (measured: docs/performance.md)
         release_torch_workers()
         t0 = time.perf_counter()
         for t in threads:

@@ -1,6 +1,6 @@
 """``bench quality``: the paper's image metrics and our temporal one, per model, on paired data.
 
-The protocol, which the README states and the numbers depend on:
+The protocol, which docs/pictures.md states and the numbers depend on:
 
 - data: every pair found by ``train.data.find_pairs`` under the data folders (KAIST's
   ``setXX/VYYY/{lwir,visible}/`` or ``lwir/`` + ``visible/``), or with ``split="heldout"`` only every 10th pair

@@ -3,8 +3,8 @@
 All figures come from one process, one measurement after another, on the same frames of the same clip, so
 their ratios are comparable. Absolute figures need an otherwise idle machine: the report records the load
 average at the start. On a machine shared with other work, run with ``OMP_WAIT_POLICY=PASSIVE``: torch's
-OpenMP threads otherwise busy-wait for descheduled partners (measured on 2 cores beside a training run: a
-small generator at 1.3 s per frame instead of 25 ms), and the figures mean nothing. Per engine and batch size:
+OpenMP threads otherwise busy-wait for descheduled partners (beside a training run, a small generator became
+many times slower; measured: docs/performance.md), and the figures mean nothing. Per engine and batch size:
 
 - stage figures, frames per second of that stage alone, each timed on frames held in memory:
   ``decode`` (PyAV/FFmpeg, threaded, to raw frames), ``preprocess`` (to 8-bit grey, resize to the inference

@@ -7,18 +7,17 @@ Backends: ``torch`` (eager), ``cuda-graph`` (eager replayed as CUDA graphs, ``cu
 
 - CUDA: ``tensorrt`` fp16 when TensorRT is installed, else ``cuda-graph`` at the GPU's auto precision (bf16
   where supported), which times its first shape both ways and stays eager unless the graphs are faster (its
-  ``reason`` gives the ratio). Measured earlier on an H200 at 640x512: eager bf16 96 frames/s at batch 32,
-  fp16 85 (its fp32 instance norms cost casts), fp32 92 (TF32 convolutions); ``compile`` (inductor's CUDA
-  graphs) did not finish building the 122-block graph within 60 s, so it is used only when asked for by
-  name. CUDA graphs of the eager model have not run on a GPU yet (``benchmarks/gpu_check.py`` measures them).
+  ``reason`` gives the ratio). Eager bf16 beat fp16 (its fp32 instance norms cost casts) and fp32 (TF32
+  convolutions) on a GPU; ``compile`` (inductor's CUDA graphs) took too long to build the 122-block graph, so
+  it is used only when asked for by name (measured: docs/performance.md). CUDA graphs of the eager model have
+  not run on a GPU yet (``benchmarks/gpu_check.py`` measures them).
 - CPU with native bf16 (AMX or AVX512-BF16) and a C++ compiler: ``compile`` bf16, one AOTInductor package
-  for every size (``aot.py``) — measured 2.9-3.8x eager fp32 on 2 AMD AVX512-BF16 cores, 0.88-1.02x the time
-  of whole-graph static compile and 1.19-1.29x the compute floor at 256x256 and 640x512, batch 1 and 4 (README
-  "Performance", ``benchmarks/engine_speed.py --rounds``, 2026-12-07; in fp32 on an AVX2 CPU, before the
-  one-pass norms, 0.96-1.06x static compile). It is built once in a low-priority background process while the
-  run goes eager (first frame 3.1 s cold, package ready after 209 s there; ``benchmarks/startup.py``).
-- Other CPUs: ``onnxruntime`` fp32 (1.7-1.9x eager fp32 here; on 2 AVX2 cores 1.4-1.9x and 0.9-1.2x the time
-  of the fp32 package, with nothing to build) when installed, else ``torch`` fp32.
+  for every size (``aot.py``): several times eager fp32, about the time of whole-graph static compile and
+  close to the compute floor (measured with ``benchmarks/engine_speed.py --rounds``: docs/performance.md). It
+  is built once in a low-priority background process while the run goes eager, so the first frame comes at
+  once and the package takes over when ready (``benchmarks/startup.py``; measured: docs/performance.md).
+- Other CPUs: ``onnxruntime`` fp32 (faster than eager fp32 and about as fast as the fp32 package, with nothing
+  to build; measured: docs/performance.md) when installed, else ``torch`` fp32.
 - A model that is not one of this package's generators (no ``forward_aligned``, e.g. a test's identity
   model): ``torch``.
 

@@ -2,10 +2,10 @@
 
 ``torch.export`` traces the generator's aligned forward under the engine's autocast with a dynamic batch and
 dynamic H and W (multiples of the model's ``size_multiple``); AOTInductor compiles that graph into a ``.pt2``
-package (a shared library and the weights), which loads in about 0.3 s and runs any size. Whole-graph
-``torch.compile`` with static shapes instead compiled for 150-170 s on the 2-core development machine for
-every new (batch, H, W) (``ready_s`` and ``startup_s`` of ``compile`` and ``static-compile`` in
-``benchmarks/results/engine-speed-2026-12-02.json``, from ``benchmarks/engine_speed.py``).
+package (a shared library and the weights), which loads quickly and runs any size. Whole-graph
+``torch.compile`` with static shapes instead compiles for minutes for every new (batch, H, W) (``ready_s`` and
+``startup_s`` of ``compile`` and ``static-compile`` from ``benchmarks/engine_speed.py``; measured:
+docs/performance.md).
 
 A package is cached under ``cache_root()/aot/KEY.pt2``; the key covers the weights and architecture
 (``model_fingerprint``), the precision, the torch version and the CPU's instruction set, so a package from
@@ -81,10 +81,9 @@ def build_package(model: nn.Module, precision: str, dest: Path) -> Path:
     dtype = autocast_dtype(torch.device("cpu"), precision)
     # Weights channels-last, the layout inductor runs CPU convolutions in. Exported contiguous, they were
     # parameters the package re-laid out at every call (304 transposes in one kernel, all 10.8 M weights):
-    # channels-last ran 0.99x / 0.95x / 0.97x the time at 256x256 b1 / 640x512 b1 / 256x256 b4 (bf16, 2 AMD
-    # cores, 6 interleaved rounds) and built in 119 s instead of 168.
-    # Instance norms in the form inductor compiles best (``OnePassInstanceNorm``): 0.91x / 0.91x / 0.88x the time
-    # at 256x256 b1 / b4 / 640x512 b1 (bf16, 2 AMD cores, 8 interleaved rounds); the build takes about twice as long.
+    # channels-last runs a little faster and builds sooner (measured: docs/performance.md).
+    # Instance norms in the form inductor compiles best (``OnePassInstanceNorm``): a faster package for a longer
+    # build (measured: docs/performance.md).
     model = inference_model(model.float(), dtype, inductor_cpu=True).eval().to(memory_format=torch.channels_last)
     batch = Dim("batch", min=1, max=MAX_BATCH)
     h, w = Dim("h", min=1, max=MAX_SIDE // m), Dim("w", min=1, max=MAX_SIDE // m)
@@ -106,8 +105,8 @@ def example_shape(multiple: int, channels: int, threads: int) -> tuple[int, int,
     batch at 1), not ``threads`` (inductor then splits the per-pixel kernels, instance norm and sine, over the
     batch alone, and a batch of 1 runs them on one core), under ``2 * threads`` (which would do the same). The
     frame is a middle size, 256x320: from the 32x32 example of the first packages, a 1/8-scale level looked
-    like 4x4 pixels. Measured on 2 AVX2 cores, fp32, against whole-graph static compile: 1.20x -> 1.05x its
-    time at 256x256 batch 1, 1.35x -> 1.14x at 640x512 batch 1 (README, "On a CPU without native bf16")."""
+    like 4x4 pixels. These hints brought the package close to whole-graph static compile's time on a CPU
+    without native bf16 (measured: docs/performance.md)."""
     batch = max(threads + 1, 2)  # a batch of 1 would specialise the graph to it
     return batch, channels, _round_up(256, multiple), _round_up(320, multiple)
 

@@ -3,7 +3,7 @@
 Written to TensorRT's documented Python API (10.x, and 11's strongly typed networks); TensorRT cannot be
 installed on the machines this project is tested on, so what runs in the test suite is everything that
 does not need it: the cache key, the shape profile, plan validation and invalidation, and the fp16 ONNX
-graph with fp32 instance norms. See the README for what has and has not run on hardware.
+graph with fp32 instance norms. docs/testing.md says what has and has not run on hardware.
 
 - **Precision.** TensorRT 10 builds fp16 from an fp32 graph with ``BuilderFlag.FP16``. TensorRT 11 removed
   the precision flags: networks are strongly typed, so fp16 must be in the ONNX itself; we export an fp16

@@ -57,9 +57,10 @@ class CompiledEngine(TorchEngine):
     """The model compiled by inductor, under the same precision rules; on the CPU one package for every size.
 
     - CPU: an AOTInductor package (``engines/aot.py``) with a dynamic batch, height and width, built once per
-      model, precision, torch version and CPU instruction set and cached; a cached package loads in about
-      0.3 s. Without one, the engine runs eager at once and builds the package in a background
-      process, then switches to it between two calls (``log`` says so); ``wait=True`` blocks until it is in.
+      model, precision, torch version and CPU instruction set and cached; a cached package loads quickly
+      (measured: docs/performance.md). Without one, the engine runs eager at once and builds the package in a
+      background process, then switches to it between two calls (``log`` says so); ``wait=True`` blocks until
+      it is in.
       A failed build leaves the engine eager, with one warning. ``background_build=False`` (default: unless
       ``$IR2VIS_STREAM_NO_BACKGROUND_BUILD`` is set) starts no build: without a cached package the engine is
       unavailable (``auto`` moves on), for scripts and containers that must leave no process behind.
@@ -73,8 +74,8 @@ class CompiledEngine(TorchEngine):
     inference thread would record (and hold memory for) its graphs twice. On the CPU calls run on the caller's
     thread, as every other engine's: a thread of its own would hold a second team of OpenMP workers beside the
     caller's, and libgomp then wakes every team's workers from sleep at each parallel region (see
-    ``hardware.release_torch_workers``): the package ran 1.2-1.4x slower on its own thread (256x256 bf16, 2
-    cores, 250 -> 300-370 ms a frame), and so did the caller's own parallel work after it.
+    ``hardware.release_torch_workers``): the package ran slower on its own thread, and so did the caller's own
+    parallel work after it (measured: docs/performance.md).
     """
 
     name = "compile"

@@ -63,7 +63,7 @@ class TrainConfig:
     tvd: bool = option(True, negate=True, help="Drop the TVD loss (Table 3 ablation).")
     grid_loss: bool = option(False, help="Add the grid term (not the paper's): the output's pattern repeating every "
                              "8 pixels against the target's, weight lambda_1 (measured: did not remove the grid in 150 fine-tuning "
-                             "steps; README, Pictures).")
+                             "steps; docs/pictures.md).")
     perceptual: bool = option(True, negate=True, help="Drop the VGG19 perceptual loss (no ImageNet weights "
                               "needed).")
     vgg_weights: str | None = option(None, path=True, help="Path of vgg19-dcbb9e9d.pth.")

@@ -85,7 +85,7 @@ def grid_loss(fake: torch.Tensor, real: torch.Tensor, period: int = GRID_PERIOD)
     the generator's whole input, so its grid is in phase with the crop's origin. Per pixel its gradient is of
     the same size as L1's (both are means over the same pixels), so it shares L1's weight, lambda_1.
 
-    Measured (README, Pictures, 2026-12-07): 150 fine-tuning steps from the release did not lower the grid,
+    Measured (docs/pictures.md): a short fine-tune from the release with this term did not lower the grid,
     and the term's value did not fall: in a 256x256 crop the phase pattern of the content the model gets
     wrong is as large as the grid's.
     """
