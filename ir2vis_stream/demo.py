@@ -43,8 +43,9 @@ def main(argv=None) -> int:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
     m = ckpt.meta
-    print(f"model: bundled generator, {m.get('epochs_done')} of {m.get('epochs_planned')} epochs, "
-          f"held-out PSNR {m.get('heldout', {}).get('all', {}).get('psnr', float('nan')):.2f} dB")
+    print(f"model: bundled generator, {m.get('epochs_done')} of {m.get('epochs_planned')} epochs, held-out PSNR "
+          f"{m.get('heldout', {}).get('all', {}).get('psnr', float('nan')):.2f} dB as its training scored it (README: "
+          f"the bundled model, for the figures on full-size pictures)")
     print(result.summary())
     if result.engine_reason:
         print(f"engine chosen because: {result.engine_reason}")

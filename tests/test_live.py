@@ -125,6 +125,11 @@ def test_session_statistics_stay_bounded_over_a_long_session():
     assert stats.shown == 100_000 and len(stats.latencies) == 4096
     assert abs(stats.p50_ms - 500) < 30 and abs(stats.p95_ms - 950) < 15  # the whole session's, sampled
     assert len(stats._recent) <= 31  # the readout keeps the last second only
+    assert stats.readout().startswith("30 fps | latency p50 ")  # 31 frames over 1 s
+    slow = LiveStats()
+    for i in range(6):  # one frame every 3 s: a second never holds two, the rate is still read
+        slow.add(0.5, 0.4, now=3.0 * i)
+    assert slow.readout() == "0.3 fps | latency p50 500 ms, p95 500 ms | dropped 0"
     few = LiveStats()
     for v in (0.3, 0.1, 0.2):
         few.add(v, 0.01, now=0)

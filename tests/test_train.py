@@ -440,7 +440,8 @@ def test_training_writes_checkpoints_log_and_samples(tmp_path):
     val = Trainer(cfg).fit()
     run = tmp_path / "run"
     assert {"state.pt", "best.pt", "epoch_0001.pt", "epoch_0002.pt", "log.jsonl"} <= {p.name for p in run.iterdir()}
-    assert (run / "samples" / "epoch_0002.png").exists()
+    # one sample grid per evaluated epoch, numbered as the checkpoints and the console count them
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
     ck = load_checkpoint(run / "best.pt")
     m = ck.meta
     assert m["losses"] == ["l1", "cos", "tvd", "gan", "cgan", "fm", "perceptual"]

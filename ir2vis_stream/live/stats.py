@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+RECENT_MIN = 3  # frames the readout's window keeps however slow the output is
+
+
 class Reservoir:
     """A uniform random sample of at most ``size`` of the values added (Vitter's algorithm R), kept in the
     order they came: a session that runs for days holds ``size`` numbers, and its percentiles stay those of
@@ -55,7 +58,7 @@ class LiveStats:
     end: str = ""  # "source ended", "source lost", "stopped", "interrupted", "time limit", "frame limit"
     _latencies: Reservoir = field(default_factory=Reservoir, repr=False)
     _infer_times: Reservoir = field(default_factory=lambda: Reservoir(seed=1), repr=False)
-    _recent: deque = field(default_factory=deque, repr=False)  # (output time, latency) over the last second
+    _recent: deque = field(default_factory=deque, repr=False)  # (output time, latency): the readout's window
 
     @property
     def latencies(self) -> list[float]:
@@ -70,7 +73,8 @@ class LiveStats:
         self._latencies.add(latency)
         self._infer_times.add(infer_time)
         self._recent.append((now, latency))
-        while self._recent and self._recent[0][0] < now - 1.0:
+        # the last second, but never fewer than the last RECENT_MIN frames: below 1 fps a second holds none
+        while len(self._recent) > RECENT_MIN and self._recent[0][0] < now - 1.0:
             self._recent.popleft()
 
     @staticmethod
@@ -90,11 +94,16 @@ class LiveStats:
         return self.shown / self.seconds if self.seconds > 0 else 0.0
 
     def readout(self) -> str:
-        """The last second: output rate and latency percentiles, with all drops so far (overlay and terminal)."""
+        """The last second (at least the last few frames): output rate and latency percentiles, with all drops so
+        far (overlay and terminal). The rate is frames over the time they span, so a slow model reads 0.3 fps,
+        not 0 or 1."""
         recent = [lat for _, lat in self._recent]
         if not recent:
             return f"0 fps | dropped {self.dropped}"
-        return (f"{len(recent)} fps | latency p50 {self._ms(recent, 50):.0f} ms, p95 {self._ms(recent, 95):.0f} ms"
+        span = self._recent[-1][0] - self._recent[0][0]
+        fps = (len(recent) - 1) / span if span > 0 else 0.0
+        rate = f"{fps:.1f}" if fps < 10 else f"{fps:.0f}"
+        return (f"{rate} fps | latency p50 {self._ms(recent, 50):.0f} ms, p95 {self._ms(recent, 95):.0f} ms"
                 f" | dropped {self.dropped}")
 
     def summary(self) -> str:

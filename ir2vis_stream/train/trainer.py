@@ -212,7 +212,7 @@ class Trainer:
         if self.baseline is None:
             self.baseline = _summarise(base_root)
         if samples and self.is_main:
-            _write_grid(samples, self.out / "samples" / f"epoch_{self.epoch + 1:04d}.png")
+            _write_grid(samples, self.out / "samples" / f"epoch_{self.epoch:04d}.png")  # the epoch just ended
         return result
 
     # ---- state ----------------------------------------------------------------------------------------------
