@@ -129,7 +129,10 @@ def test_session_statistics_stay_bounded_over_a_long_session():
     slow = LiveStats()
     for i in range(6):  # one frame every 3 s: a second never holds two, the rate is still read
         slow.add(0.5, 0.4, now=3.0 * i)
-    assert slow.readout() == "0.3 fps | latency p50 500 ms, p95 500 ms | dropped 0"
+    assert slow.readout() == "0.33 fps | latency p50 500 ms, p95 500 ms | dropped 0"
+    first = LiveStats()
+    first.add(1.7, 1.0, now=5.0)  # one frame: no rate to read yet
+    assert first.readout() == "- fps | latency p50 1700 ms, p95 1700 ms | dropped 0"
     few = LiveStats()
     for v in (0.3, 0.1, 0.2):
         few.add(v, 0.01, now=0)

@@ -101,8 +101,8 @@ class LiveStats:
         if not recent:
             return f"0 fps | dropped {self.dropped}"
         span = self._recent[-1][0] - self._recent[0][0]
-        fps = (len(recent) - 1) / span if span > 0 else 0.0
-        rate = f"{fps:.1f}" if fps < 10 else f"{fps:.0f}"
+        fps = (len(recent) - 1) / span if span > 0 else None  # one frame shown so far: no rate yet
+        rate = "-" if fps is None else f"{fps:.2f}" if fps < 1 else f"{fps:.1f}" if fps < 10 else f"{fps:.0f}"
         return (f"{rate} fps | latency p50 {self._ms(recent, 50):.0f} ms, p95 {self._ms(recent, 95):.0f} ms"
                 f" | dropped {self.dropped}")
 
