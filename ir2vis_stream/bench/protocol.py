@@ -23,6 +23,7 @@ from pathlib import Path
 PSNR_MARGIN_DB = 0.2  # the candidate may lose this much PSNR to the release (the perception-distortion trade)
 GRID_LIMIT = 1.2  # grid energy over the visible image's
 FLICKER_LIMIT = 1.0  # output change over IR change
+EVAL_VIDEO, EVAL_REFERENCE = "clips/m3svd_0111_1716_infrared.mp4", "clips/m3svd_0111_1716_visible.mp4"
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,9 @@ class Protocol:
 
 PROTOCOLS = {
     "full": Protocol("full", gated=("msrs_full", "m3svd", "m3svd_dusk"), apart=("msrs", "roadscene"),
-                     heldout_prefixes=("0115_1847_",), video="clips/m3svd_0111_1716_infrared.mp4",
-                     reference="clips/m3svd_0111_1716_visible.mp4"),
+                     heldout_prefixes=("0115_1847_",), video=EVAL_VIDEO, reference=EVAL_REFERENCE),
     "legacy": Protocol("legacy", gated=("roadscene", "msrs", "m3svd", "msrs_full", "m3svd_dusk"), apart=(),
-                       heldout_prefixes=("0115_1847_",), video="clips/m3svd_0111_1716_infrared.mp4",
-                       reference="clips/m3svd_0111_1716_visible.mp4"),
+                       heldout_prefixes=("0115_1847_",), video=EVAL_VIDEO, reference=EVAL_REFERENCE),
 }
 
 
