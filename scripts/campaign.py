@@ -2,7 +2,7 @@
 
     python scripts/campaign.py train --minutes 150     # resume the local run, else start from the release
     python scripts/campaign.py status                  # where the run stands: steps, epochs, held-out figures
-    python scripts/campaign.py ablate --minutes 40     # the equal-compute ablations, one arm at a time
+    python scripts/campaign.py ablate --cpu-minutes 30 # the equal-compute ablations, one arm at a time
 
 The run lives in ``runs/campaign/<recipe name>/`` (``runs/`` is not in git). ``train`` resumes it exactly
 (``--resume``: same data order, optimiser and discriminators) when its state is there, i.e. when the machine
@@ -20,9 +20,12 @@ when the budget is spent.
         --comparison benchmarks/results/gate-DATE.json
 
 ``ablate`` trains each arm of ``ARMS`` (the recipe with one change: narrow fine levels, a lower lambda_1, resize +
-conv) from the release for the same wall-clock minutes, one at a time, each in ``runs/ablation/<arm>/``; an arm
-cut off by the session's end resumes where it stopped next time (its minutes so far are in ``minutes.json``),
-and a finished one is skipped. Then compare them in one run:
+conv) from the release for the same CPU time, one at a time, each in ``runs/ablation/<arm>/``. The budget is the
+trainer's own CPU minutes (user + system, over its threads and data workers), not the wall clock: the machine is
+shared with the session's other work, and a trainer at nice 19 gets less of it while that runs, so equal wall
+clock would not be equal compute. Two free cores give two CPU minutes a minute. An arm cut off by the session's
+end resumes where it stopped next time (its minutes so far are in ``minutes.json``), and a finished one is skipped.
+Then compare them in one run:
 
     python scripts/ablation_report.py --json benchmarks/results/ablation-DATE.json \
         "release=ir2vis_stream/weights/default.pt" "recipe=runs/ablation/recipe/latest.pt" ...
@@ -96,20 +99,43 @@ def train_command(out: Path, recipe: dict = RECIPE, release: Path = RELEASE) -> 
     return cmd + ["--init", str(release), "--d-warmup-steps", str(D_WARMUP_STEPS)]
 
 
-def train(minutes: float, out: Path, recipe: dict = RECIPE) -> int:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid``: its threads, its live children (the data workers) and the
+    children it has reaped; None where there is no ``/proc`` (not Linux) or the process is gone."""
+    proc = Path("/proc") / str(pid)
+    try:
+        fields = (proc / "stat").read_text().rpartition(")")[2].split()
+        children = [int(c) for f in proc.glob("task/*/children") for c in f.read_text().split()]
+    except (OSError, ValueError):
+        return None
+    # after the ")" of the command name, field 3 of proc(5) is fields[0]: utime, stime, cutime, cstime are 14-17
+    own = sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(c) or 0.0 for c in children)
+
+
+def train(minutes: float, out: Path, recipe: dict = RECIPE, cpu: bool = False) -> tuple[int, float]:
+    """Train ``recipe`` in ``out`` for ``minutes`` of wall clock, or with ``cpu`` of the trainer's CPU time (the wall
+    clock where that cannot be read); the exit status and the minutes spent, of the budget's kind."""
     missing = [d for d in recipe["data"] if not (SHARED / d).is_dir()]
     if missing:
         print(f"error: the campaign's data is not here: {', '.join(str(SHARED / d) for d in missing)}", file=sys.stderr)
-        return 2
+        return 2, 0.0
     out.mkdir(parents=True, exist_ok=True)
     cmd = train_command(out, recipe)
     print(("resuming " if "--resume" in cmd else "starting from the release: ") + str(out), flush=True)
     with open(out / "campaign.out", "a") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                 preexec_fn=lambda: os.nice(19))
-        deadline = time.monotonic() + minutes * 60
+        started, used = time.monotonic(), 0.0
+
+        def spent() -> float:
+            nonlocal used
+            seconds = cpu_seconds(proc.pid) if cpu else None
+            used = max(used, seconds) if seconds is not None else time.monotonic() - started
+            return used
+
         try:
-            while proc.poll() is None and time.monotonic() < deadline:
+            while proc.poll() is None and spent() < minutes * 60:
                 time.sleep(5)
         finally:
             if proc.poll() is None:
@@ -119,24 +145,27 @@ def train(minutes: float, out: Path, recipe: dict = RECIPE) -> int:
                 except subprocess.TimeoutExpired:
                     proc.kill()
     code = proc.wait()
-    print(f"trainer ended with {code}; {status_line(out)}", flush=True)
-    return 0 if code in (0, 130) else 1
+    print(f"trainer ended with {code} after {used / 60:.1f} {'CPU ' if cpu else ''}minutes; {status_line(out)}",
+          flush=True)
+    return (0 if code in (0, 130) else 1), used / 60
 
 
-def ablate(minutes: float, arms: list[str], root: Path) -> int:
-    """Each arm for ``minutes`` of wall clock in all, across sessions; arms already done are skipped."""
+def ablate(cpu_minutes: float, arms: list[str], root: Path) -> int:
+    """Each arm for ``cpu_minutes`` of the trainer's CPU time in all, across sessions; arms done are skipped."""
     for arm in arms:
         out = root / arm
         spent_file = out / "minutes.json"
-        spent = json.loads(spent_file.read_text())["minutes"] if spent_file.is_file() else 0.0
-        if spent >= minutes:
-            print(f"{arm}: done ({spent:.0f} minutes)", flush=True)
+        record = json.loads(spent_file.read_text()) if spent_file.is_file() else {"cpu_minutes": 0.0, "wall_minutes": 0.0}
+        if record["cpu_minutes"] >= cpu_minutes:
+            print(f"{arm}: done ({record['cpu_minutes']:.0f} CPU minutes)", flush=True)
             continue
         out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        code = train(minutes - spent, out, arm_recipe(arm))
-        spent += (time.monotonic() - started) / 60
-        spent_file.write_text(json.dumps({"minutes": round(spent, 2), "budget": minutes}) + "\n")
+        code, used = train(cpu_minutes - record["cpu_minutes"], out, arm_recipe(arm), cpu=True)
+        record = {"cpu_minutes": round(record["cpu_minutes"] + used, 2),
+                  "wall_minutes": round(record["wall_minutes"] + (time.monotonic() - started) / 60, 2),
+                  "budget_cpu_minutes": cpu_minutes}
+        spent_file.write_text(json.dumps(record) + "\n")
         if code:
             return code
     return 0
@@ -165,16 +194,17 @@ def main(argv=None) -> int:
     t.add_argument("--minutes", type=float, required=True)
     sub.add_parser("status", help="where the run stands")
     a = sub.add_parser("ablate", help="the equal-compute ablations, one arm at a time, at low priority")
-    a.add_argument("--minutes", type=float, default=40, help="wall-clock minutes per arm [default: 40]")
+    a.add_argument("--cpu-minutes", type=float, default=30,
+                   help="the trainer's CPU minutes per arm (2 free cores: 2 a minute) [default: 30]")
     a.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
     args = ap.parse_args(argv)
     if args.command == "train":
-        return train(args.minutes, run_dir())
+        return train(args.minutes, run_dir())[0]
     if args.command == "ablate":
         unknown = [a for a in args.arms.split(",") if a not in ARMS]
         if unknown:
             ap.error(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
-        return ablate(args.minutes, args.arms.split(","), ROOT / "runs" / "ablation")
+        return ablate(args.cpu_minutes, args.arms.split(","), ROOT / "runs" / "ablation")
     print(status_line(run_dir()))
     return 0
 

@@ -705,10 +705,45 @@ def test_the_campaign_resumes_its_local_run_else_starts_from_the_release(tmp_pat
     assert lam.count("--lambda-pixel") == 1 and lam[lam.index("--lambda-pixel") + 1] == "30"
     assert campaign.arm_recipe("widths-16-32")["options"][-2:] == ["--widths", "16,32,64,64"]
     calls = []
-    campaign.train = lambda minutes, out, recipe: calls.append((round(minutes), out.name, recipe["name"])) or 0
+
+    def fake_train(minutes, out, recipe, cpu=False):
+        calls.append((round(minutes), out.name, recipe["name"], cpu))
+        return 0, minutes - 1  # the trainer was stopped a little short of its budget
+
+    campaign.train = fake_train
     (tmp_path / "abl" / "lambda-30").mkdir(parents=True)
-    (tmp_path / "abl" / "lambda-30" / "minutes.json").write_text(json.dumps({"minutes": 40.5}))  # done
+    done = {"cpu_minutes": 40.5, "wall_minutes": 22.0}
+    (tmp_path / "abl" / "lambda-30" / "minutes.json").write_text(json.dumps(done))
     (tmp_path / "abl" / "lambda-10").mkdir()
-    (tmp_path / "abl" / "lambda-10" / "minutes.json").write_text(json.dumps({"minutes": 15.0}))  # cut off
+    (tmp_path / "abl" / "lambda-10" / "minutes.json").write_text(json.dumps({"cpu_minutes": 15.0, "wall_minutes": 9.0}))
     assert campaign.ablate(40, ["lambda-30", "lambda-10", "recipe"], tmp_path / "abl") == 0
-    assert calls == [(25, "lambda-10", "lambda-10"), (40, "recipe", "recipe")]
+    # budgets are the trainer's CPU minutes, what is left of each arm's; what was spent adds up across sessions
+    assert calls == [(25, "lambda-10", "lambda-10", True), (40, "recipe", "recipe", True)]
+    assert json.loads((tmp_path / "abl" / "lambda-10" / "minutes.json").read_text())["cpu_minutes"] == 39.0
+    assert json.loads((tmp_path / "abl" / "lambda-30" / "minutes.json").read_text()) == done
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads /proc (Linux)")
+def test_the_campaigns_cpu_clock_counts_threads_and_child_processes():
+    """The ablation's budget is the trainer's CPU time: its own, and its data workers' (child processes)."""
+    import importlib.util
+    import subprocess
+    import sys
+    import time
+
+    spec = importlib.util.spec_from_file_location("campaign", Path(__file__).resolve().parents[1] / "scripts" / "campaign.py")
+    campaign = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(campaign)
+    busy = ("import multiprocessing as mp, time\n"
+            "def spin():\n    t = time.process_time()\n    while time.process_time() - t < 1.0: pass\n"
+            "if __name__ == '__main__':\n    w = mp.Process(target=spin); w.start(); spin(); time.sleep(30)\n")
+    proc = subprocess.Popen([sys.executable, "-c", busy])
+    try:
+        deadline = time.monotonic() + 20
+        while (campaign.cpu_seconds(proc.pid) or 0) < 1.9 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert campaign.cpu_seconds(proc.pid) >= 1.9  # 1 s in the parent + 1 s in the live child
+    finally:
+        proc.kill()
+        proc.wait()
+    assert campaign.cpu_seconds(proc.pid) is None  # gone
