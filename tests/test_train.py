@@ -597,10 +597,26 @@ def test_max_steps_ends_mid_epoch_with_last_pt_and_init_takes_weight_compatible_
     assert narrow.G.state_dict()["levels.0.stem.0.weight"].shape[0] == 2
     assert narrow.G.state_dict()["levels.1.up.0.weight"].shape[:2] == (4, 4)  # 4 -> 4: kept as well
     torch.testing.assert_close(narrow.G.state_dict()["levels.1.up.0.weight"], last.model.state_dict()["levels.1.up.0.weight"])
-    # any other difference is still refused
+    # fewer blocks (the fast tier's form, from the paper's release): a shorter level keeps its first blocks
+    deep = Trainer(tiny_config([data], tmp_path / "deep", epochs=1, max_steps=1,
+                               generator_config={**TINY_G, "blocks": [1, 1, 1, 3]}))
+    deep.fit()
+    short = Trainer(tiny_config([data], tmp_path / "s", init=str(tmp_path / "deep" / "last.pt"),
+                                generator_config={**TINY_G, "widths": [2, 4, 4, 4], "blocks": [1, 1, 1, 1]}))
+    assert short.init_meta["partial"].startswith("widths [2, 4, 4, 4] from [4, 4, 4, 4]; blocks [1, 1, 1, 1] from "
+                                                 "[1, 1, 1, 3]")
+    deep_state = load_checkpoint(tmp_path / "deep" / "last.pt").model.state_dict()
+    for k, v in short.G.state_dict().items():
+        if k.startswith("levels.3."):  # the first of the 1/8 level's three blocks, its stem and its head
+            torch.testing.assert_close(v, deep_state[k], msg=k)
+    assert not any(k.startswith("levels.3.body.1.") for k in short.G.state_dict())
+    # any other difference is still refused: the upsampler with a width, and another number of levels
     with pytest.raises(ValueError, match="--init .* holds a msp generator"):
         Trainer(tiny_config([data], tmp_path / "e", init=str(tmp_path / "a" / "last.pt"),
                             generator_config={**TINY_G, "up": "resize-conv", "width": 8}))
+    with pytest.raises(ValueError, match="--init .* holds a msp generator"):
+        Trainer(tiny_config([data], tmp_path / "f", init=str(tmp_path / "a" / "last.pt"),
+                            generator_config={**TINY_G, "blocks": [1, 1, 1]}))
 
 
 def test_init_refuses_another_architecture(tmp_path):

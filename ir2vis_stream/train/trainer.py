@@ -130,14 +130,18 @@ class Trainer:
         converted = partial = None
         if weight_spec(theirs) != weight_spec(mine) and _tconv_to_resize_conv(theirs, mine):
             state, converted = resize_conv_state(state), "tconv -> resize-conv (least-squares fit)"
-        elif weight_spec(theirs) != weight_spec(mine) and _only_widths_differ(theirs, mine):
-            # narrower (or wider) levels: every tensor of the same name and shape comes from --init (the levels
-            # whose width and neighbours' widths are unchanged), the rest keep their fresh initialisation
+        elif weight_spec(theirs) != weight_spec(mine) and _only_sizes_differ(theirs, mine):
+            # narrower (or wider) levels, fewer (or more) blocks: every tensor of the same name and shape comes
+            # from --init (the levels whose width and neighbours' widths are unchanged; of a shorter level its
+            # first blocks), the rest keep their fresh initialisation
             own = self.G.state_dict()
             kept = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
             state = {**own, **kept}
-            partial = (f"widths {list(self.G.config.level_widths)} from {list(ck.model.config.level_widths)}: "
-                       f"{len(kept)} of {len(own)} tensors from --init, the rest fresh")
+            mine_c, theirs_c = self.G.config, ck.model.config
+            partial = "; ".join(
+                f"{what} {list(a)} from {list(b)}" for what, a, b in
+                (("widths", mine_c.level_widths, theirs_c.level_widths), ("blocks", mine_c.blocks, theirs_c.blocks))
+                if tuple(a) != tuple(b)) + f": {len(kept)} of {len(own)} tensors from --init, the rest fresh"
         elif weight_spec(theirs) != weight_spec(mine):
             raise ConfigError(f"--init {path} holds a {theirs['name']} generator with config {theirs['config']}; "
                              f"this run trains {mine['name']} with config {mine['config']}")
@@ -382,13 +386,15 @@ def _tconv_to_resize_conv(theirs: dict, mine: dict) -> bool:
             and {**a["config"], "up": None} == {**b["config"], "up": None})
 
 
-def _only_widths_differ(theirs: dict, mine: dict) -> bool:
-    """True when two msp generators differ only in their channel widths (``width``, ``widths``)."""
+def _only_sizes_differ(theirs: dict, mine: dict) -> bool:
+    """True when two msp generators of as many levels differ only in their channel widths (``width``,
+    ``widths``) and blocks per level."""
     a, b = weight_spec(theirs), weight_spec(mine)
 
     def rest(config: dict) -> dict:
-        return {k: v for k, v in config.items() if k not in ("width", "widths")}
-    return a["name"] == b["name"] == "msp" and rest(a["config"]) == rest(b["config"])
+        return {k: v for k, v in config.items() if k not in ("width", "widths", "blocks")}
+    return (a["name"] == b["name"] == "msp" and rest(a["config"]) == rest(b["config"])
+            and len(a["config"]["blocks"]) == len(b["config"]["blocks"]))
 
 
 def _batches(loader):
