@@ -45,7 +45,7 @@ from ir2vis_stream.checkpoint import default_checkpoint_path, load_checkpoint
 from ir2vis_stream.engines import create_engine
 from ir2vis_stream.engines import EngineUnavailable
 from ir2vis_stream.hardware import cpu_has_fast_bf16, reuse_freed_memory
-from ir2vis_stream.model import build_generator, count_flops
+from ir2vis_stream.model import CONFIGS, GeneratorConfig, MultiScaleGenerator, build_generator, count_flops
 
 CPU_PATHS = "torch:fp32,torch:bf16,compile:bf16,onnxruntime:fp32"
 
@@ -191,6 +191,17 @@ def load_model(checkpoint: str | None) -> tuple[nn.Module, str]:
     return build_generator("msp").eval(), "default configuration, random weights (costs what a trained one costs)"
 
 
+def model_from_spec(spec: str) -> tuple[nn.Module, str]:
+    """A ``--models`` entry: a named configuration (``paper``, ``fast``: ``model.CONFIGS``) or ``WIDTHS/BLOCKS``
+    (e.g. ``16,32,64,64/1,2,4,8``) with random weights, which cost what trained ones cost; else a checkpoint."""
+    if spec in CONFIGS:
+        return MultiScaleGenerator(CONFIGS[spec]).eval(), spec
+    if "/" in spec and not os.path.exists(spec):
+        widths, blocks = (tuple(int(v) for v in part.split(",")) for part in spec.split("/"))
+        return MultiScaleGenerator(GeneratorConfig(widths=widths, blocks=blocks)).eval(), spec
+    return load_model(spec)
+
+
 def parse_size(text: str) -> tuple[int, int]:
     w, h = text.lower().split("x")
     return int(w), int(h)
@@ -204,6 +215,9 @@ def main(argv=None) -> int:
     ap.add_argument("--batches", default="1,4")
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement")
     ap.add_argument("--checkpoint", default=None, help="default: the bundled model, else random weights")
+    ap.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                    help="measure several models side by side instead of --checkpoint: paper, fast, WIDTHS/BLOCKS "
+                         "(e.g. 16,32,64,64/1,2,4,8; random weights) or a checkpoint; rows name their model")
     ap.add_argument("--json", default=None, help="write the report here")
     ap.add_argument("--rounds", type=int, default=0,
                     help="interleave: every path once per round, this many rounds, medians reported (for a "
@@ -212,7 +226,8 @@ def main(argv=None) -> int:
     reuse_freed_memory()  # as the command line runs
 
     device = torch.device(args.device)
-    model, model_desc = load_model(args.checkpoint)
+    models = [model_from_spec(m) for m in args.models] if args.models else [load_model(args.checkpoint)]
+    model_desc = "; ".join(desc for _, desc in models)
     paths = ["torch:fp32"] + [p for p in args.paths.split(",") if p and p != "torch:fp32"]
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
@@ -225,8 +240,12 @@ def main(argv=None) -> int:
           f"copy {bandwidth / 1e9:.0f} GB/s; model: {model_desc}", flush=True)
 
     ticks = cpu_ticks()
-    rows = (interleaved(paths, model, device, sizes, batches, args.rounds, peak, bandwidth, fast) if args.rounds
-            else one_after_another(paths, model, device, sizes, batches, args.seconds, peak, bandwidth))
+    if args.rounds:  # every model's every path in each round
+        rows = interleaved([(model, desc, p) for model, desc in models for p in paths], device, sizes, batches,
+                           args.rounds, peak, bandwidth, fast)
+    else:
+        rows = [row for model, desc in models
+                for row in one_after_another(paths, model, desc, device, sizes, batches, args.seconds, peak, bandwidth)]
     report = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
               else f"cpu, {torch.get_num_threads()} threads", "torch": torch.__version__,
               "load_average": os.getloadavg()[0], "model": model_desc, "conv_peak_flops": peak,
@@ -253,84 +272,88 @@ def frame_work(model: nn.Module, w: int, h: int) -> tuple[int, int]:
     return count_flops(model, h, w), activation_bytes(model, (w, h), 2)
 
 
-def _row(name_prec, engine, model, w, h, b, ms_per_frame, ready, startup, peak, bandwidth, rows,
+def _row(name_prec, engine, model, desc, w, h, b, ms_per_frame, ready, startup, peak, bandwidth, rows,
          floor_x: float | None = None) -> dict:
     """One path's figures; ``floor_x`` (time over the compute floor) is worked out from ``peak`` unless given."""
     flops, traffic = frame_work(model, w, h)
     floor_s = flops / peak
-    row = {"path": name_prec, "available": True, "size": f"{w}x{h}", "batch": b, "fps": 1000 / ms_per_frame,
+    row = {"path": name_prec, "model": desc, "available": True, "size": f"{w}x{h}", "batch": b,
+           "fps": 1000 / ms_per_frame,
            "ms_per_frame": ms_per_frame, "ready_s": ready, "startup_s": startup,
            "gflop_per_frame": flops / 1e9, "compute_floor_ms": floor_s * 1000,
            "traffic_floor_ms": traffic / bandwidth * 1000,
            "floor_x": floor_x if floor_x is not None else ms_per_frame / 1000 / floor_s}
     base = next((r for r in rows if r.get("path") == "torch:fp32" and r.get("size") == row["size"]
-                 and r.get("batch") == b), None)
+                 and r.get("batch") == b and r.get("model") == desc), None)
     row["vs_eager_fp32"] = row["fps"] / base["fps"] if base else None
     row["engine"] = engine.describe()  # what ran (a failed compile runs eager)
-    print(f"{name_prec:18s} {w}x{h} b{b:<3d} {row['fps']:8.2f} frames/s  {ms_per_frame:8.2f} ms/frame  "
+    print(f"{desc[:24]:24s} {name_prec:18s} {w}x{h} b{b:<3d} {row['fps']:8.2f} frames/s  {ms_per_frame:8.2f} ms/frame  "
           f"{'x%.2f' % row['vs_eager_fp32'] if row['vs_eager_fp32'] else 'x?'} vs eager fp32  "
           f"{row['floor_x']:.1f}x the compute floor ({floor_s * 1000:.2f} ms; traffic {row['traffic_floor_ms']:.2f} ms)"
           f"  ready {ready:.1f} s, first call {startup:.1f} s", flush=True)
     return row
 
 
-def _built(paths, model, device):
-    """(path, engine, ready seconds) for every path that can run here; a row saying why for the others."""
-    for name_prec in paths:
+def _built(entries, device):
+    """(entry, engine, ready seconds) for every (model, description, path) entry that can run here; for the
+    others a row saying why."""
+    for model, desc, name_prec in entries:
         name, precision = name_prec.split(":")
         try:
             engine, ready = build_path(name, model, device, precision)
         except (EngineUnavailable, ImportError, RuntimeError, ValueError) as exc:
-            print(f"{name_prec}: not available here ({str(exc).splitlines()[0][:160]})", flush=True)
-            yield name_prec, None, {"path": name_prec, "available": False, "why": str(exc).splitlines()[0][:300]}
+            print(f"{desc} {name_prec}: not available here ({str(exc).splitlines()[0][:160]})", flush=True)
+            yield (model, desc, name_prec), None, {"path": name_prec, "model": desc, "available": False,
+                                                   "why": str(exc).splitlines()[0][:300]}
             continue
-        yield name_prec, engine, ready
+        yield (model, desc, name_prec), engine, ready
 
 
-def interleaved(paths, model, device, sizes, batches, rounds, peak, bandwidth, dtype) -> list[dict]:
-    """Every path built first; then per size and batch one warm-up call each, and ``rounds`` rounds of one
-    timed call per path in turn, then the floor's convolution: drift in the machine's speed falls on every
-    path and on the floor alike. The row's ``ms_per_frame`` is the median of its rounds, ``ms_rounds`` all of
-    them; its ``floor_x`` is the median of each round's time over that round's floor (``peak_rounds``: the
-    convolution's FLOP/s in each round), and ``compute_floor_ms`` the floor at the median of those rates."""
+def interleaved(entries, device, sizes, batches, rounds, peak, bandwidth, dtype) -> list[dict]:
+    """Every (model, description, path) entry built first; then per size and batch one warm-up call each, and
+    ``rounds`` rounds of one timed call per entry in turn, then the floor's convolution: drift in the machine's
+    speed falls on every path, every model and the floor alike. The row's ``ms_per_frame`` is the median of its
+    rounds, ``ms_rounds`` all of them; its ``floor_x`` is the median of each round's time over that round's floor
+    (``peak_rounds``: the convolution's FLOP/s in each round), and ``compute_floor_ms`` the floor at the median of
+    those rates."""
     rows, engines = [], []
-    for name_prec, engine, ready in _built(paths, model, device):
+    for entry, engine, ready in _built(entries, device):
         if engine is None:
             rows.append(ready)
         else:
-            engines.append((name_prec, engine, ready))
+            engines.append((entry, engine, ready))
     for w, h in sizes:
         for b in batches:
             x = torch.rand(b, 1, h, w, device=device) * 2 - 1
-            startup, times = {}, {name: [] for name, _, _ in engines}
-            for name, engine, _ in engines:
+            startup, times = [], [[] for _ in engines]
+            for _, engine, _ in engines:
                 t0 = time.perf_counter()
                 engine(x)
                 sync(device)
-                startup[name] = time.perf_counter() - t0
+                startup.append(time.perf_counter() - t0)
             peaks = []
             for _ in range(rounds):
-                for name, engine, _ in engines:
+                for i, (_, engine, _) in enumerate(engines):
                     sync(device)
                     t0 = time.perf_counter()
                     engine(x)
                     sync(device)
-                    times[name].append((time.perf_counter() - t0) * 1000 / b)
+                    times[i].append((time.perf_counter() - t0) * 1000 / b)
                 peaks.append(conv_peak(device, dtype, ROUND_PEAK_SECONDS))
-            flops, _ = frame_work(model, w, h)
-            for name, engine, ready in engines:
-                floor_x = statistics.median(t / 1000 / (flops / p) for t, p in zip(times[name], peaks))
-                row = _row(name, engine, model, w, h, b, statistics.median(times[name]), ready, startup[name],
+            for i, ((model, desc, name), engine, ready) in enumerate(engines):
+                flops, _ = frame_work(model, w, h)
+                floor_x = statistics.median(t / 1000 / (flops / p) for t, p in zip(times[i], peaks))
+                row = _row(name, engine, model, desc, w, h, b, statistics.median(times[i]), ready, startup[i],
                            statistics.median(peaks), bandwidth, rows, floor_x)
-                row["ms_rounds"] = [round(t, 3) for t in times[name]]
+                row["ms_rounds"] = [round(t, 3) for t in times[i]]
                 row["peak_rounds"] = [round(p / 1e9) * 1e9 for p in peaks]
                 rows.append(row)
     return rows
 
 
-def one_after_another(paths, model, device, sizes, batches, seconds, peak, bandwidth) -> list[dict]:
+def one_after_another(paths, model, desc, device, sizes, batches, seconds, peak, bandwidth) -> list[dict]:
     rows = []
-    for name_prec, engine, ready in _built(paths, model, device):  # each built when the one before is done
+    for (_, _, name_prec), engine, ready in _built([(model, desc, p) for p in paths], device):  # one at a time
         if engine is None:
             rows.append(ready)
             continue
@@ -346,7 +369,8 @@ def one_after_another(paths, model, device, sizes, batches, seconds, peak, bandw
                 except (RuntimeError, MemoryError) as exc:  # e.g. out of memory at a large batch
                     print(f"{name_prec} {w}x{h} b{b}: failed ({str(exc).splitlines()[0][:160]})", flush=True)
                     continue
-                rows.append(_row(name_prec, engine, model, w, h, b, 1000 / fps, ready, startup, peak, bandwidth, rows))
+                rows.append(_row(name_prec, engine, model, desc, w, h, b, 1000 / fps, ready, startup, peak, bandwidth,
+                                 rows))
         engine = None  # free it before the next path builds
     return rows
 

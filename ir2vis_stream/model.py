@@ -383,6 +383,14 @@ def pad_to_multiple(x: torch.Tensor, multiple: int):
     return x, (h, w)
 
 
+# Named configurations of the paper's family. ``fast`` is the real-time CPU tier: narrow fine levels (the
+# full-resolution level's cost falls with its width squared) and a short 1/8 level, sized with ``count_flops``
+# and benchmarks/engine_speed.py --models paper fast (docs/performance.md, "The fast model").
+CONFIGS = {
+    "paper": GeneratorConfig(),
+    "fast": GeneratorConfig(widths=(16, 32, 64, 64), blocks=(1, 2, 4, 8)),
+}
+
 GENERATORS = {
     "msp": lambda **kw: MultiScaleGenerator(GeneratorConfig(**kw)),
     "resnet9": lambda **kw: ResnetGenerator(**{k: v for k, v in kw.items() if k in ("in_channels", "out_channels", "width")}),

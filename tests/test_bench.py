@@ -576,6 +576,30 @@ def test_engine_speed_interleaved_rounds_report_each_paths_median(tmp_path, tiny
     assert report["rounds"] == 3 and (report["cpu_steal_share"] is None or 0 <= report["cpu_steal_share"] <= 1)
 
 
+def test_engine_speed_measures_several_models_side_by_side(tmp_path):
+    """--models: every model's every path in each round; each row names its model, and its ratio is to the
+    eager fp32 of the same model."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "engine_speed", Path(__file__).resolve().parents[1] / "benchmarks" / "engine_speed.py")
+    engine_speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(engine_speed)
+    engine_speed.conv_peak = lambda device, dtype, seconds: 1e11
+    out = tmp_path / "speed.json"
+    assert engine_speed.main(["--models", "4,4/1,1", "8,8/1,3", "--paths", "torch:bf16", "--sizes", "16x16",
+                              "--batches", "1", "--rounds", "2", "--seconds", "0.02", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["model"], r["path"]) for r in rows] == [("4,4/1,1", "torch:fp32"), ("4,4/1,1", "torch:bf16"),
+                                                      ("8,8/1,3", "torch:fp32"), ("8,8/1,3", "torch:bf16")]
+    assert rows[2]["gflop_per_frame"] > rows[0]["gflop_per_frame"]
+    for fp32, bf16 in ((rows[0], rows[1]), (rows[2], rows[3])):
+        assert bf16["vs_eager_fp32"] == pytest.approx(fp32["ms_per_frame"] / bf16["ms_per_frame"])
+    model, desc = engine_speed.model_from_spec("fast")
+    assert desc == "fast" and model.config.widths is not None  # the named configuration, random weights
+
+
 def test_gpu_check_runs_the_identity_run_and_skips_cuda_cleanly_without_a_gpu(tmp_path):
     import subprocess
     import sys
