@@ -383,9 +383,9 @@ def pad_to_multiple(x: torch.Tensor, multiple: int):
     return x, (h, w)
 
 
-# Named configurations of the paper's family. ``fast`` is the real-time CPU tier: narrow fine levels (the
-# full-resolution level's cost falls with its width squared) and a short 1/8 level, sized with ``count_flops``
-# and benchmarks/engine_speed.py --models paper fast (docs/performance.md, "The fast model").
+# Named configurations of the paper's family. ``fast`` is the real-time CPU tier's first sizing (issue 34): narrow
+# fine levels (a level's cost falls with its width squared) and a short 1/8 level, 10.1 GFLOP at 320x256 against
+# the paper's 88.2 (``count_flops``); its speed is measured with benchmarks/engine_speed.py --models paper fast.
 CONFIGS = {
     "paper": GeneratorConfig(),
     "fast": GeneratorConfig(widths=(16, 32, 64, 64), blocks=(1, 2, 4, 8)),

@@ -71,6 +71,7 @@ ARMS = {
     "lambda-30": ["--lambda-pixel", "30"],
     "lambda-10": ["--lambda-pixel", "10"],
     "resize-conv": ["--up", "resize-conv"],
+    "fast": ["--widths", "16,32,64,64", "--blocks", "1,2,4,8"],  # model.CONFIGS["fast"]: the real-time tier
 }
 
 

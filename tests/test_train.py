@@ -720,6 +720,10 @@ def test_the_campaign_resumes_its_local_run_else_starts_from_the_release(tmp_pat
     lam = campaign.arm_recipe("lambda-30")["options"]
     assert lam.count("--lambda-pixel") == 1 and lam[lam.index("--lambda-pixel") + 1] == "30"
     assert campaign.arm_recipe("widths-16-32")["options"][-2:] == ["--widths", "16,32,64,64"]
+    from ir2vis_stream.model import CONFIGS
+    fast = campaign.arm_recipe("fast")["options"]  # the real-time tier's arm trains model.CONFIGS["fast"]
+    assert fast[fast.index("--widths") + 1] == ",".join(map(str, CONFIGS["fast"].widths))
+    assert fast[fast.index("--blocks") + 1] == ",".join(map(str, CONFIGS["fast"].blocks))
     calls = []
 
     def fake_train(minutes, out, recipe, cpu=False):
