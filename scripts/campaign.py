@@ -114,9 +114,10 @@ def cpu_seconds(pid: int) -> float | None:
     return own + sum(cpu_seconds(c) or 0.0 for c in children)
 
 
-def train(minutes: float, out: Path, recipe: dict = RECIPE, cpu: bool = False) -> tuple[int, float]:
+def train(minutes: float, out: Path, recipe: dict = RECIPE, cpu: bool = False, progress=None) -> tuple[int, float]:
     """Train ``recipe`` in ``out`` for ``minutes`` of wall clock, or with ``cpu`` of the trainer's CPU time (the wall
-    clock where that cannot be read); the exit status and the minutes spent, of the budget's kind."""
+    clock where that cannot be read); the exit status and the minutes spent, of the budget's kind. ``progress``
+    is called with the minutes spent so far every few seconds (a session may be cut before this returns)."""
     missing = [d for d in recipe["data"] if not (SHARED / d).is_dir()]
     if missing:
         print(f"error: the campaign's data is not here: {', '.join(str(SHARED / d) for d in missing)}", file=sys.stderr)
@@ -137,6 +138,8 @@ def train(minutes: float, out: Path, recipe: dict = RECIPE, cpu: bool = False) -
 
         try:
             while proc.poll() is None and spent() < minutes * 60:
+                if progress:
+                    progress(used / 60)
                 time.sleep(5)
         finally:
             if proc.poll() is None:
@@ -161,12 +164,16 @@ def ablate(cpu_minutes: float, arms: list[str], root: Path) -> int:
             print(f"{arm}: done ({record['cpu_minutes']:.0f} CPU minutes)", flush=True)
             continue
         out.mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
-        code, used = train(cpu_minutes - record["cpu_minutes"], out, arm_recipe(arm), cpu=True)
-        record = {"cpu_minutes": round(record["cpu_minutes"] + used, 2),
-                  "wall_minutes": round(record["wall_minutes"] + (time.monotonic() - started) / 60, 2),
-                  "budget_cpu_minutes": cpu_minutes}
-        spent_file.write_text(json.dumps(record) + "\n")
+        started, before = time.monotonic(), dict(record)
+
+        def save(used: float) -> None:  # as it goes: a session cut mid-arm keeps what the arm has spent
+            spent_file.write_text(json.dumps({
+                "cpu_minutes": round(before["cpu_minutes"] + used, 2),
+                "wall_minutes": round(before["wall_minutes"] + (time.monotonic() - started) / 60, 2),
+                "budget_cpu_minutes": cpu_minutes}) + "\n")
+
+        code, used = train(cpu_minutes - before["cpu_minutes"], out, arm_recipe(arm), cpu=True, progress=save)
+        save(used)
         if code:
             return code
     return 0

@@ -726,8 +726,10 @@ def test_the_campaign_resumes_its_local_run_else_starts_from_the_release(tmp_pat
     assert fast[fast.index("--blocks") + 1] == ",".join(map(str, CONFIGS["fast"].blocks))
     calls = []
 
-    def fake_train(minutes, out, recipe, cpu=False):
+    def fake_train(minutes, out, recipe, cpu=False, progress=None):
         calls.append((round(minutes), out.name, recipe["name"], cpu))
+        progress(2.0)  # written as it goes, not only at the end
+        assert json.loads((out / "minutes.json").read_text())["cpu_minutes"] >= 2.0
         return 0, minutes - 1  # the trainer was stopped a little short of its budget
 
     campaign.train = fake_train
