@@ -723,3 +723,24 @@ def test_bench_quality_full_protocol_gates_the_sharp_folders_and_reports_the_oth
     assert_clean_failure(r, "protocol full needs these folders")
     r = invoke("bench", "quality", "--protocol", "full")
     assert r.exit_code == 2 and "--protocol and --data-root go together" in r.output
+
+
+def test_live_latency_benchmark_reports_each_models_latency_and_drops(tmp_path):
+    """benchmarks/live_latency.py: one realtime LiveSession per model on the same 25 fps clip; each row its own."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "live_latency", Path(__file__).resolve().parents[1] / "benchmarks" / "live_latency.py")
+    live_latency = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(live_latency)
+    out = tmp_path / "latency.json"
+    assert live_latency.main(["--models", "4,4/1,1", "8,8/1,2", "--engine", "torch", "--size", "64x48",
+                              "--seconds", "1.5", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [r["model"] for r in report["rows"]] == ["4,4/1,1", "8,8/1,2"] and report["fps"] == 25
+    for r in report["rows"]:
+        assert r["shown"] > 0 and r["captured"] >= r["shown"] and r["shown"] + r["dropped"] <= r["captured"] + 1
+        assert 0 < r["latency_p50_ms"] <= r["latency_p95_ms"] and r["end"] == "time limit"
+        assert 20 <= r["captured"] / r["seconds"] <= 30  # paced like a 25 fps camera, not as fast as it reads
+    assert report["rows"][1]["gflop_per_frame"] > report["rows"][0]["gflop_per_frame"]
